@@ -1,1 +1,1971 @@
-//! Configuration (being written).
+//! Configuration: the TOML file, environment overrides and secret resolution.
+//!
+//! The file (see `config.example.toml` at the repository root) is deserialized into private
+//! `Raw*` structs with `deny_unknown_fields`, then validated and resolved into [`Config`]:
+//! table names are parsed into [`QualifiedName`]s, URLs into [`Endpoint`]s with a fully
+//! resolved `tokio_postgres::Config`, and passwords are looked up the way libpq does
+//! (URL, then `PGPASSWORD`, then the password file).
+//!
+//! Secrets never leave this module in readable form: [`Endpoint`] has a hand-written `Debug`,
+//! every error that mentions a URL carries its [`redact_url`] form, and TOML errors are
+//! rebuilt from the parser's message and position without echoing the offending source line.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::sql::QualifiedName;
+
+/// Environment variable that replaces `source.url` from the file.
+pub const SOURCE_URL_ENV: &str = "PGVSHIFT_SOURCE_URL";
+/// Environment variable that replaces `target.url` from the file.
+pub const TARGET_URL_ENV: &str = "PGVSHIFT_TARGET_URL";
+/// Default for `replication.batch_max_changes`.
+pub const DEFAULT_BATCH_MAX_CHANGES: usize = 5000;
+/// Default for `replication.status_interval_secs`.
+pub const DEFAULT_STATUS_INTERVAL_SECS: u64 = 10;
+/// Upper bound for `replication.status_interval_secs`.
+pub const MAX_STATUS_INTERVAL_SECS: u64 = 3600;
+/// Default for `snapshot.workers`.
+pub const DEFAULT_WORKERS: usize = 2;
+/// Upper bound for `snapshot.workers`.
+pub const MAX_WORKERS: usize = 64;
+/// Longest slot / publication name PostgreSQL accepts (NAMEDATALEN - 1).
+pub const MAX_NAME_BYTES: usize = 63;
+/// Default PostgreSQL port.
+pub const DEFAULT_PORT: u16 = 5432;
+
+/// Query parameters of a connection URL that are passed on to `tokio_postgres::Config`
+/// (besides `host`, `port`, `user`, `password` and `dbname`, which are resolved here).
+const TUNING_PARAMS: &[&str] = &[
+    "sslmode",
+    "application_name",
+    "options",
+    "connect_timeout",
+    "tcp_user_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "target_session_attrs",
+    "channel_binding",
+];
+
+/// The validated, resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file the configuration was read from (as given, not canonicalized).
+    pub path: PathBuf,
+    pub source: Endpoint,
+    pub target: Endpoint,
+    pub replication: ReplicationSettings,
+    pub snapshot: SnapshotSettings,
+    pub tables: Vec<TableConfig>,
+}
+
+/// One database to connect to. `Debug` and `Display` never show the password.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// Fully resolved connection settings, including the password (if any).
+    pub pg: tokio_postgres::Config,
+    /// The URL as configured, with any password replaced by `***`. Use this in messages.
+    pub redacted_url: String,
+    /// Host name, IP address, or (when it starts with `/`) a unix socket directory.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// From the URL, else `PGPASSWORD`, else the password file; `None` if none of them has one.
+    pub password: Option<String>,
+    pub dbname: String,
+}
+
+impl Endpoint {
+    /// True when `host` is a unix socket directory rather than a TCP host.
+    pub fn is_unix_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
+    fn same_database_as(&self, other: &Endpoint) -> bool {
+        self.host == other.host && self.port == other.port && self.dbname == other.dbname
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.redacted_url)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("dbname", &self.dbname)
+            .field("ssl_mode", &self.pg.get_ssl_mode())
+            .field("application_name", &self.pg.get_application_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted_url)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationSettings {
+    /// Logical replication slot on the source; matches `[a-z0-9_]+`, at most 63 bytes.
+    pub slot: String,
+    /// Publication on the source; matches `[a-z0-9_]+`, at most 63 bytes.
+    pub publication: String,
+    /// Most source changes applied in one target transaction (>= 1).
+    pub batch_max_changes: usize,
+    /// How often the applied position is reported to the source.
+    pub status_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotSettings {
+    /// Parallel COPY workers, 1..=64.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableConfig {
+    pub source: QualifiedName,
+    /// Defaults to `source`.
+    pub target: QualifiedName,
+}
+
+/// Why the configuration could not be loaded. Every variant names the file; none contains a
+/// password (URLs appear only in their [`redact_url`] form).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {} not found", path.display())]
+    NotFound { path: PathBuf },
+
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// TOML syntax error, unknown key, missing key or wrong type.
+    #[error("{}: TOML parse error at line {line}, column {column}: {message}", path.display())]
+    Toml {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    #[error(
+        "{}: missing `{key}`: set it in the file (e.g. [{section}] url = \"postgresql://user@host:5432/db\") or set the environment variable {env_var}",
+        path.display(),
+        section = key.split('.').next().unwrap_or(key)
+    )]
+    MissingUrl {
+        path: PathBuf,
+        key: &'static str,
+        env_var: &'static str,
+    },
+
+    /// A connection URL that cannot be used. `origin` says where it came from (file position
+    /// and key, or environment variable).
+    #[error("{origin}: invalid PostgreSQL URL {redacted_url}: {reason}")]
+    Url {
+        path: PathBuf,
+        origin: String,
+        redacted_url: String,
+        reason: String,
+    },
+
+    /// A value that parses but is not acceptable; `message` says how to fix it.
+    #[error("{}: {key}: {message}", location(path, *position))]
+    Invalid {
+        path: PathBuf,
+        /// 1-based (line, column) of the offending value, when it is in the file.
+        position: Option<(usize, usize)>,
+        key: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The config file this error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ConfigError::NotFound { path }
+            | ConfigError::Read { path, .. }
+            | ConfigError::Toml { path, .. }
+            | ConfigError::MissingUrl { path, .. }
+            | ConfigError::Url { path, .. }
+            | ConfigError::Invalid { path, .. } => path,
+        }
+    }
+}
+
+fn location(path: &Path, position: Option<(usize, usize)>) -> String {
+    match position {
+        Some((line, column)) => format!("{}:{line}:{column}", path.display()),
+        None => path.display().to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw (file) form
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    source: Option<RawEndpoint>,
+    target: Option<RawEndpoint>,
+    replication: RawReplication,
+    snapshot: Option<RawSnapshot>,
+    #[serde(default)]
+    tables: Vec<RawTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    url: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplication {
+    slot: Spanned<String>,
+    publication: Spanned<String>,
+    batch_max_changes: Option<Spanned<i64>>,
+    status_interval_secs: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSnapshot {
+    workers: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    source: Spanned<String>,
+    target: Option<Spanned<String>>,
+}
+
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Reads a variable through `env`, treating an empty value as unset (as libpq does for
+/// `PGPASSWORD`, and as shells make it easy to do by accident).
+fn env_nonempty(env: Env<'_>, name: &str) -> Option<String> {
+    env(name).filter(|v| !v.is_empty())
+}
+
+/// Parsing context: the file text (for positions) and its path (for messages).
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn pos(&self, span: std::ops::Range<usize>) -> (usize, usize) {
+        line_col(self.text, span.start)
+    }
+
+    fn invalid<T>(
+        &self,
+        key: impl Into<String>,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Result<T, ConfigError> {
+        Err(ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            position: Some(self.pos(span)),
+            key: key.into(),
+            // Values are echoed in messages; make sure a pasted URL does not leak its password.
+            message: redact_secrets(&message.into()),
+        })
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+impl Config {
+    /// Read + parse + validate + resolve secrets, using the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, &|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`], with `env` returning an environment variable's value.
+    pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::NotFound {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        Config::parse_str(&text, path, env)
+    }
+
+    /// Parse + validate + resolve secrets from `text`; `path` is used in messages only.
+    pub fn parse_str(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let ctx = Ctx { path, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(&ctx, &e))?;
+
+        let replication = validate_replication(&ctx, raw.replication)?;
+        let snapshot = validate_snapshot(&ctx, raw.snapshot)?;
+        let tables = validate_tables(&ctx, raw.tables)?;
+        let source = endpoint_from(&ctx, "source", "source.url", SOURCE_URL_ENV, raw.source, env)?;
+        let target = endpoint_from(&ctx, "target", "target.url", TARGET_URL_ENV, raw.target, env)?;
+
+        if source.same_database_as(&target) {
+            if let Some(t) = tables.iter().find(|t| t.source == t.target) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    position: None,
+                    key: "tables".into(),
+                    message: format!(
+                        "source and target are the same database ({}:{}/{}), so table {} would be copied onto itself: point target.url at the new database or give the table a different target name",
+                        source.host, source.port, source.dbname, t.source
+                    ),
+                });
+            }
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            source,
+            target,
+            replication,
+            snapshot,
+            tables,
+        })
+    }
+}
+
+fn toml_error(ctx: &Ctx<'_>, err: &toml::de::Error) -> ConfigError {
+    // `err.to_string()` would quote the offending source line, which may hold a password
+    // (e.g. an unterminated `url = "postgresql://u:secret@...`), so rebuild the message from
+    // its parts instead.
+    let (line, column) = err.span().map_or((1, 1), |span| ctx.pos(span));
+    ConfigError::Toml {
+        path: ctx.path.to_path_buf(),
+        line,
+        column,
+        // One line for logs; and the numeric keys deserialize as i64 (so range errors can carry
+        // a fix), which users know as "an integer".
+        message: redact_secrets(err.message().trim())
+            .replace('\n', "; ")
+            .replace("expected i64", "expected an integer"),
+    }
+}
+
+fn validate_name(ctx: &Ctx<'_>, key: &str, what: &str, value: &Spanned<String>) -> Result<String, ConfigError> {
+    let name = value.get_ref();
+    let valid_chars = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid_chars && name.len() <= MAX_NAME_BYTES {
+        return Ok(name.clone());
+    }
+    let problem = if name.is_empty() {
+        "is empty".to_string()
+    } else if !valid_chars {
+        "may contain only lowercase letters a-z, digits 0-9 and underscores".to_string()
+    } else {
+        format!("is {} bytes long; the limit is {MAX_NAME_BYTES}", name.len())
+    };
+    let suggestion = if redact_secrets(name) == *name {
+        suggest_name(name)
+    } else {
+        "pgvshift".to_string()
+    };
+    ctx.invalid(
+        key,
+        value.span(),
+        format!(
+            "{what} name {name:?} {problem} (it is sent unquoted in the replication protocol); use e.g. {suggestion:?}"
+        ),
+    )
+}
+
+/// A valid slot / publication name resembling `name`.
+fn suggest_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_NAME_BYTES)
+        .collect();
+    if out.trim_matches('_').is_empty() {
+        out = "pgvshift".to_string();
+    }
+    out
+}
+
+fn int_in_range(
+    ctx: &Ctx<'_>,
+    key: &str,
+    value: Option<Spanned<i64>>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    fix: &str,
+) -> Result<u64, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match u64::try_from(*value.get_ref()) {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => {
+            let bound = if *range.end() == u64::MAX {
+                format!("at least {}", range.start())
+            } else {
+                format!("between {} and {}", range.start(), range.end())
+            };
+            ctx.invalid(
+                key,
+                value.span(),
+                format!(
+                    "{} is out of range: it must be {bound} ({fix}; default {default})",
+                    value.get_ref()
+                ),
+            )
+        }
+    }
+}
+
+fn validate_replication(ctx: &Ctx<'_>, raw: RawReplication) -> Result<ReplicationSettings, ConfigError> {
+    let slot = validate_name(ctx, "replication.slot", "replication slot", &raw.slot)?;
+    let publication = validate_name(ctx, "replication.publication", "publication", &raw.publication)?;
+    let batch_max_changes = int_in_range(
+        ctx,
+        "replication.batch_max_changes",
+        raw.batch_max_changes,
+        DEFAULT_BATCH_MAX_CHANGES as u64,
+        1..=u64::MAX,
+        "the most source changes applied in one target transaction",
+    )?;
+    let status_secs = int_in_range(
+        ctx,
+        "replication.status_interval_secs",
+        raw.status_interval_secs,
+        DEFAULT_STATUS_INTERVAL_SECS,
+        1..=MAX_STATUS_INTERVAL_SECS,
+        "seconds between position reports to the source",
+    )?;
+    Ok(ReplicationSettings {
+        slot,
+        publication,
+        batch_max_changes: usize::try_from(batch_max_changes).unwrap_or(usize::MAX),
+        status_interval: Duration::from_secs(status_secs),
+    })
+}
+
+fn validate_snapshot(ctx: &Ctx<'_>, raw: Option<RawSnapshot>) -> Result<SnapshotSettings, ConfigError> {
+    let workers = int_in_range(
+        ctx,
+        "snapshot.workers",
+        raw.and_then(|s| s.workers),
+        DEFAULT_WORKERS as u64,
+        1..=MAX_WORKERS as u64,
+        "the number of parallel COPY workers",
+    )?;
+    Ok(SnapshotSettings {
+        workers: workers as usize,
+    })
+}
+
+fn validate_tables(ctx: &Ctx<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::Invalid {
+            path: ctx.path.to_path_buf(),
+            position: None,
+            key: "tables".into(),
+            message: "no tables to migrate: add at least one entry, e.g.\n[[tables]]\nsource = \"public.items\"".into(),
+        });
+    }
+    let parse = |key: &str, value: &Spanned<String>| -> Result<QualifiedName, ConfigError> {
+        QualifiedName::parse(value.get_ref()).or_else(|e| ctx.invalid(key, value.span(), e))
+    };
+    let mut tables = Vec::with_capacity(raw.len());
+    // name -> (entry number, line) of its first occurrence
+    let mut sources: HashMap<QualifiedName, (usize, usize)> = HashMap::new();
+    let mut targets: HashMap<QualifiedName, (usize, usize)> = HashMap::new();
+    for (i, entry) in raw.iter().enumerate() {
+        let n = i + 1;
+        let source_key = format!("[[tables]] #{n} source");
+        let target_key = format!("[[tables]] #{n} target");
+        let source = parse(&source_key, &entry.source)?;
+        let target = match &entry.target {
+            Some(t) => parse(&target_key, t)?,
+            None => source.clone(),
+        };
+        let source_line = ctx.pos(entry.source.span()).0;
+        if let Some(&(first, line)) = sources.get(&source) {
+            return ctx.invalid(
+                source_key,
+                entry.source.span(),
+                format!("source table {source} is already listed as [[tables]] #{first} (line {line}): list each source table once"),
+            );
+        }
+        sources.insert(source.clone(), (n, source_line));
+        let target_span = entry.target.as_ref().map_or(entry.source.span(), |t| t.span());
+        if let Some(&(first, line)) = targets.get(&target) {
+            return ctx.invalid(
+                target_key,
+                target_span.clone(),
+                format!(
+                    "target table {target} is also the target of [[tables]] #{first} (line {line}): two source tables cannot write to the same target; give this entry a distinct `target`"
+                ),
+            );
+        }
+        targets.insert(target.clone(), (n, ctx.pos(target_span).0));
+        tables.push(TableConfig { source, target });
+    }
+    Ok(tables)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints
+// ---------------------------------------------------------------------------------------------
+
+fn endpoint_from(
+    ctx: &Ctx<'_>,
+    role: &str,
+    key: &'static str,
+    env_var: &'static str,
+    raw: Option<RawEndpoint>,
+    env: Env<'_>,
+) -> Result<Endpoint, ConfigError> {
+    let file_url = raw.and_then(|r| r.url);
+    let (url, origin) = match (env_nonempty(env, env_var), file_url) {
+        (Some(url), file_url) => {
+            if file_url.is_some() {
+                tracing::info!(
+                    "{role}: using the URL from {env_var} instead of {key} in {}",
+                    ctx.path.display()
+                );
+            }
+            (
+                url,
+                format!(
+                    "environment variable {env_var} (overrides {key} in {})",
+                    ctx.path.display()
+                ),
+            )
+        }
+        (None, Some(url)) => {
+            let origin = format!("{}: {key}", location(ctx.path, Some(ctx.pos(url.span()))));
+            (url.into_inner(), origin)
+        }
+        (None, None) => {
+            return Err(ConfigError::MissingUrl {
+                path: ctx.path.to_path_buf(),
+                key,
+                env_var,
+            });
+        }
+    };
+    resolve_endpoint(role, &url, ctx.path, origin, env)
+}
+
+const NO_HOST: &str = "no host: add one (postgresql://user@HOST:5432/db), or a unix socket directory (postgresql://user@%2Fvar%2Frun%2Fpostgresql/db or ?host=/var/run/postgresql)";
+
+/// The parts of a connection URL; `pg` holds the tuning parameters from the query string.
+struct UrlParts {
+    host: Option<String>,
+    port: Option<u16>,
+    user: Option<String>,
+    password: Option<String>,
+    dbname: Option<String>,
+    pg: tokio_postgres::Config,
+}
+
+fn resolve_endpoint(role: &str, url: &str, path: &Path, origin: String, env: Env<'_>) -> Result<Endpoint, ConfigError> {
+    let redacted_url = redact_url(url);
+    let fail = |reason: String| ConfigError::Url {
+        path: path.to_path_buf(),
+        origin: origin.clone(),
+        redacted_url: redacted_url.clone(),
+        reason,
+    };
+    let parts = parse_pg_url(url).map_err(&fail)?;
+    let host = parts.host.ok_or_else(|| fail(NO_HOST.into()))?;
+    let port = parts.port.unwrap_or(DEFAULT_PORT);
+    let user = match parts.user {
+        Some(user) => user,
+        None => env_nonempty(env, "USER").ok_or_else(|| {
+            fail("no user name, and the USER environment variable (the default) is not set: add one (postgresql://USER@host/db)".into())
+        })?,
+    };
+    let dbname = parts.dbname.unwrap_or_else(|| user.clone());
+    let password = resolve_password(role, parts.password, &host, port, &dbname, &user, env);
+
+    let mut pg = parts.pg;
+    if host.starts_with('/') {
+        #[cfg(unix)]
+        pg.host_path(&host);
+        #[cfg(not(unix))]
+        return Err(fail("unix socket hosts are not supported on this platform".into()));
+    } else {
+        pg.host(&host);
+    }
+    pg.port(port).user(&user).dbname(&dbname);
+    if let Some(password) = &password {
+        pg.password(password.as_bytes());
+    }
+    Ok(Endpoint {
+        pg,
+        redacted_url,
+        host,
+        port,
+        user,
+        password,
+        dbname,
+    })
+}
+
+/// Parses a `postgresql://` / `postgres://` URL (libpq's URI form, single host). Errors never
+/// contain the password.
+fn parse_pg_url(text: &str) -> Result<UrlParts, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("the URL is empty".into());
+    }
+    let lower = text.to_ascii_lowercase();
+    if !(lower.starts_with("postgresql://") || lower.starts_with("postgres://")) {
+        return Err(
+            "expected a URL starting with postgresql:// or postgres:// (key=value connection strings are not supported here)"
+                .into(),
+        );
+    }
+    let url = url::Url::parse(text).map_err(|e| match e {
+        url::ParseError::EmptyHost => NO_HOST.to_string(),
+        e => format!(
+            "{e} (percent-encode special characters in the user name and password, e.g. @ as %40, : as %3A, / as %2F, ? as %3F, # as %23)"
+        ),
+    })?;
+    if url.fragment().is_some() {
+        return Err("unexpected `#` fragment (percent-encode # as %23)".into());
+    }
+    let user = match url.username() {
+        "" => None,
+        u => Some(decode(u, "user name")?),
+    };
+    let password = match url.password() {
+        None | Some("") => None,
+        Some(p) => Some(decode(p, "password")?),
+    };
+    let mut host = match url.host() {
+        None => None,
+        Some(url::Host::Domain(d)) => Some(decode(d, "host")?),
+        Some(url::Host::Ipv4(a)) => Some(a.to_string()),
+        Some(url::Host::Ipv6(a)) => Some(a.to_string()),
+    };
+    let mut port = url.port();
+    if port == Some(0) {
+        return Err("port 0 is not a port number (1-65535)".into());
+    }
+    let path = url.path();
+    let mut dbname = match path.strip_prefix('/').unwrap_or(path) {
+        "" => None,
+        db => Some(decode(db, "database name")?),
+    };
+    let mut user = user;
+    let mut password = password;
+    let mut pg = tokio_postgres::Config::new();
+    for piece in url.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let Some((key, value)) = piece.split_once('=') else {
+            let key = decode(piece, "query parameter name")?;
+            return Err(format!("query parameter `{key}` has no value (write {key}=value)"));
+        };
+        let key = decode(key, "query parameter name")?;
+        let value = decode(value, &format!("value of query parameter `{key}`"))?;
+        match key.as_str() {
+            "host" => host = Some(value),
+            "port" => port = Some(parse_port(&value)?),
+            "user" => user = Some(value),
+            "password" => password = Some(value),
+            "dbname" => dbname = Some(value),
+            k if TUNING_PARAMS.contains(&k) => apply_param(&mut pg, k, &value)?,
+            _ => {
+                return Err(format!(
+                    "unknown query parameter `{key}`: supported are host, port, user, password, dbname, {}",
+                    TUNING_PARAMS.join(", ")
+                ))
+            }
+        }
+    }
+    let host = host.filter(|h| !h.is_empty());
+    if host.as_deref().is_some_and(|h| h.contains(',')) {
+        return Err("multiple hosts are not supported: name exactly one host".into());
+    }
+    Ok(UrlParts {
+        host,
+        port,
+        user: user.filter(|u| !u.is_empty()),
+        password: password.filter(|p| !p.is_empty()),
+        dbname: dbname.filter(|d| !d.is_empty()),
+        pg,
+    })
+}
+
+fn parse_port(value: &str) -> Result<u16, String> {
+    match value.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("port {value:?} is not a port number (1-65535)")),
+    }
+}
+
+fn apply_param(pg: &mut tokio_postgres::Config, key: &str, value: &str) -> Result<(), String> {
+    use tokio_postgres::config::{ChannelBinding, SslMode, TargetSessionAttrs};
+    let bad = |expected: &str| {
+        Err(format!(
+            "query parameter {key}={value:?} is invalid: expected {expected}"
+        ))
+    };
+    let secs = |v: &str| v.parse::<u64>().ok().map(Duration::from_secs);
+    match key {
+        "sslmode" => {
+            let mode = match value {
+                "disable" => SslMode::Disable,
+                "prefer" => SslMode::Prefer,
+                "require" => SslMode::Require,
+                _ => return bad("disable, prefer or require (verify-ca and verify-full are not supported)"),
+            };
+            pg.ssl_mode(mode);
+        }
+        "application_name" => {
+            pg.application_name(value);
+        }
+        "options" => {
+            pg.options(value);
+        }
+        "connect_timeout" | "tcp_user_timeout" | "keepalives_idle" | "keepalives_interval" => {
+            let Some(d) = secs(value) else {
+                return bad("a number of seconds");
+            };
+            if !d.is_zero() {
+                match key {
+                    "connect_timeout" => pg.connect_timeout(d),
+                    "tcp_user_timeout" => pg.tcp_user_timeout(d),
+                    "keepalives_idle" => pg.keepalives_idle(d),
+                    _ => pg.keepalives_interval(d),
+                };
+            }
+        }
+        "keepalives" => match value {
+            "0" => {
+                pg.keepalives(false);
+            }
+            "1" => {
+                pg.keepalives(true);
+            }
+            _ => return bad("0 or 1"),
+        },
+        "keepalives_retries" => {
+            let Ok(n) = value.parse::<u32>() else {
+                return bad("a count");
+            };
+            pg.keepalives_retries(n);
+        }
+        "target_session_attrs" => {
+            let attrs = match value {
+                "any" => TargetSessionAttrs::Any,
+                "read-write" => TargetSessionAttrs::ReadWrite,
+                "read-only" => TargetSessionAttrs::ReadOnly,
+                _ => return bad("any, read-write or read-only"),
+            };
+            pg.target_session_attrs(attrs);
+        }
+        "channel_binding" => {
+            let binding = match value {
+                "disable" => ChannelBinding::Disable,
+                "prefer" => ChannelBinding::Prefer,
+                "require" => ChannelBinding::Require,
+                _ => return bad("disable, prefer or require"),
+            };
+            pg.channel_binding(binding);
+        }
+        _ => unreachable!("apply_param called with {key}, which is not in TUNING_PARAMS"),
+    }
+    Ok(())
+}
+
+/// Percent-decodes a URL component the way libpq does (`+` stays `+`). `what` names the
+/// component in the error, which never echoes the text (it may be a password).
+fn decode(text: &str, what: &str) -> Result<String, String> {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hi = bytes.get(i + 1).copied().and_then(hex);
+            let lo = bytes.get(i + 2).copied().and_then(hex);
+            match (hi, lo) {
+                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+                _ => {
+                    return Err(format!(
+                        "the {what} contains an invalid percent-encoding (write a literal % as %25)"
+                    ))
+                }
+            }
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("the {what} is not valid UTF-8 after percent-decoding"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passwords
+// ---------------------------------------------------------------------------------------------
+
+/// libpq's order: the URL, then `PGPASSWORD`, then the password file. Empty values count as
+/// absent, as in libpq.
+fn resolve_password(
+    role: &str,
+    url_password: Option<String>,
+    host: &str,
+    port: u16,
+    dbname: &str,
+    user: &str,
+    env: Env<'_>,
+) -> Option<String> {
+    if url_password.is_some() {
+        tracing::debug!("{role}: password taken from the URL");
+        return url_password;
+    }
+    if let Some(p) = env_nonempty(env, "PGPASSWORD") {
+        tracing::debug!("{role}: password taken from PGPASSWORD");
+        return Some(p);
+    }
+    let passfile = match env_nonempty(env, "PGPASSFILE") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env_nonempty(env, "HOME")?).join(".pgpass"),
+    };
+    let contents = read_passfile(&passfile)?;
+    let found = passfile_lookup(&contents, passfile_host(host), &port.to_string(), dbname, user);
+    if found.is_some() {
+        tracing::debug!("{role}: password taken from {}", passfile.display());
+    }
+    found
+}
+
+/// The host name libpq matches password file entries against: `localhost` for the default
+/// unix socket directory (libpq's compile-time DEFAULT_PGSOCKET_DIR: `/tmp` upstream,
+/// `/var/run/postgresql` on Debian-family builds), otherwise the host as given.
+fn passfile_host(host: &str) -> &str {
+    match host.trim_end_matches('/') {
+        "/tmp" | "/var/run/postgresql" | "/run/postgresql" => "localhost",
+        _ => host,
+    }
+}
+
+/// Reads the password file if libpq would: it must be a regular file without group or world
+/// permissions (otherwise libpq warns and ignores it; so do we). A missing file is silently
+/// ignored.
+fn read_passfile(path: &Path) -> Option<String> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!("cannot read password file {}: {e}; ignoring it", path.display());
+            return None;
+        }
+    };
+    if !meta.is_file() {
+        tracing::warn!("password file {} is not a plain file; ignoring it", path.display());
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(
+                "password file {} has group or world access; permissions should be u=rw (0600) or less; ignoring it",
+                path.display()
+            );
+            return None;
+        }
+    }
+    match std::fs::read_to_string(path) {
+        Ok(contents) => Some(contents),
+        Err(e) => {
+            tracing::warn!("cannot read password file {}: {e}; ignoring it", path.display());
+            None
+        }
+    }
+}
+
+/// Finds the password for a connection in libpq password file text
+/// (`hostname:port:database:username:password` lines, `*` matching anything, `\:` and `\\`
+/// escapes, `#` comments); the first matching line wins.
+///
+/// Hand-written because no maintained crate parses this format; it follows libpq's
+/// `passwordFromFile` / `pwdfMatchesString`.
+fn passfile_lookup(contents: &str, host: &str, port: &str, dbname: &str, user: &str) -> Option<String> {
+    for line in contents.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields = split_passfile_line(line);
+        if fields.len() < 5 {
+            continue;
+        }
+        let wanted = [host, port, dbname, user];
+        let matches = fields[..4]
+            .iter()
+            .zip(wanted)
+            .all(|((value, wildcard), want)| *wildcard || value == want);
+        if matches {
+            let password = &fields[4].0;
+            return (!password.is_empty()).then(|| password.clone());
+        }
+    }
+    None
+}
+
+/// Splits a password file line on unescaped `:` into unescaped fields, each with a flag telling
+/// whether it was the `*` wildcard (an escaped `\*` is a literal star). At most five fields are
+/// returned: like libpq, anything after the password's terminating `:` is ignored.
+fn split_passfile_line(line: &str) -> Vec<(String, bool)> {
+    let mut fields = Vec::with_capacity(5);
+    let mut field = String::new();
+    let mut raw_star = true; // field so far is exactly an unescaped "*"
+    let mut chars = line.chars();
+    let mut len = 0;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    field.push(next);
+                } else {
+                    field.push('\\');
+                }
+                raw_star = false;
+                len += 1;
+            }
+            ':' => {
+                fields.push((std::mem::take(&mut field), raw_star && len == 1));
+                if fields.len() == 5 {
+                    return fields;
+                }
+                raw_star = true;
+                len = 0;
+            }
+            c => {
+                field.push(c);
+                raw_star = raw_star && c == '*';
+                len += 1;
+            }
+        }
+    }
+    fields.push((field, raw_star && len == 1));
+    fields
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redaction
+// ---------------------------------------------------------------------------------------------
+
+/// Replaces any password in a PostgreSQL URL (`scheme://user:password@...`, `?password=...`)
+/// or key=value connection string (`password=...`) with `***`. Never fails: input that is
+/// neither is returned as `<unparseable url>`, since it might be a password itself.
+pub fn redact_url(url: &str) -> String {
+    let text = url.trim();
+    if let Some(scheme_end) = text.find("://") {
+        let scheme = &text[..scheme_end];
+        if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+            return redact_uri(text, scheme_end + 3);
+        }
+        return "<unparseable url>".into();
+    }
+    match conninfo_spans(text) {
+        Some(pairs) if !pairs.is_empty() => {
+            let mut out = String::with_capacity(text.len());
+            let mut last = 0;
+            for (key, value) in pairs {
+                if key == "password" {
+                    out.push_str(&text[last..value.start]);
+                    out.push_str("***");
+                    last = value.end;
+                }
+            }
+            out.push_str(&text[last..]);
+            out
+        }
+        _ => "<unparseable url>".into(),
+    }
+}
+
+/// Redacts the userinfo password and any `password=` query parameter of `text`, whose
+/// authority starts at byte `start`.
+fn redact_uri(text: &str, start: usize) -> String {
+    let rest = &text[start..];
+    let userinfo_end = if url::Url::parse(text).is_ok() {
+        // Well-formed: the userinfo is whatever precedes the last `@` of the authority.
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        rest[..authority_end].rfind('@')
+    } else {
+        // Malformed (e.g. an unencoded `/` or `?` in the password): err on the side of hiding
+        // too much. Take the last `@`, unless it sits in a query string that follows an
+        // earlier `@`.
+        rest.rfind('@').map(|last| {
+            let before = &rest[..last];
+            before.find('?').and_then(|q| before[..q].rfind('@')).unwrap_or(last)
+        })
+    };
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..start]);
+    let after = match userinfo_end {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            match userinfo.find(':') {
+                Some(colon) => {
+                    out.push_str(&userinfo[..colon]);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            &rest[at..]
+        }
+        None => rest,
+    };
+    match after.find('?') {
+        Some(q) => {
+            out.push_str(&after[..=q]);
+            let query = &after[q + 1..];
+            let redacted: Vec<String> = query
+                .split('&')
+                .map(|piece| match piece.split_once('=') {
+                    Some((key, _)) if decode(key, "").is_ok_and(|k| k.eq_ignore_ascii_case("password")) => {
+                        format!("{key}=***")
+                    }
+                    _ => piece.to_string(),
+                })
+                .collect();
+            out.push_str(&redacted.join("&"));
+        }
+        None => out.push_str(after),
+    }
+    out
+}
+
+/// Tokenizes a libpq key=value connection string, returning each key with the byte range of
+/// its value (quotes included); `None` if it is malformed.
+fn conninfo_spans(text: &str) -> Option<Vec<(String, std::ops::Range<usize>)>> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    let skip_ws = |mut i: usize| {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        i
+    };
+    loop {
+        i = skip_ws(i);
+        if i >= bytes.len() {
+            return Some(out);
+        }
+        let key_start = i;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'=' {
+            i += 1;
+        }
+        let key = &text[key_start..i];
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return None;
+        }
+        i = skip_ws(i);
+        if bytes.get(i) != Some(&b'=') {
+            return None;
+        }
+        i = skip_ws(i + 1);
+        let value_start = i;
+        if bytes.get(i) == Some(&b'\'') {
+            i += 1;
+            loop {
+                match bytes.get(i) {
+                    None => return None,
+                    Some(b'\\') => i += 2,
+                    Some(b'\'') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+        } else {
+            while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+        }
+        let i_clamped = i.min(bytes.len());
+        i = i_clamped;
+        if !text.is_char_boundary(i) {
+            return None;
+        }
+        out.push((key.to_string(), value_start..i));
+    }
+}
+
+/// Redacts URLs (and `password=value` words) appearing anywhere in free text, such as a
+/// parser message that quotes a value.
+fn redact_secrets(text: &str) -> String {
+    let is_delim = |c: char| c.is_whitespace() || "\"'`".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut token = String::new();
+    let flush = |token: &mut String, out: &mut String| {
+        if token.contains("://") {
+            out.push_str(&redact_url(token));
+        } else if let Some(i) = token.to_ascii_lowercase().find("password=") {
+            out.push_str(&token[..i + "password=".len()]);
+            out.push_str("***");
+        } else {
+            out.push_str(token);
+        }
+        token.clear();
+    };
+    for c in text.chars() {
+        if is_delim(c) {
+            flush(&mut token, &mut out);
+            out.push(c);
+        } else {
+            token.push(c);
+        }
+    }
+    flush(&mut token, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// (case, file text, environment, expected source host or error fragments)
+    type EnvCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Result<&'a str, Vec<&'a str>>);
+    /// (url, environment, expected password)
+    type PasswordCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<&'a str>);
+
+    const SECRET: &str = "s3cr3t-Pa55";
+
+    fn env_from(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+            let dir = std::env::temp_dir().join(format!("pgvshift-config-test-{}-{tag}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        fn file(&self, name: &str, contents: &str, mode: u32) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, contents).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+            #[cfg(not(unix))]
+            let _ = mode;
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn config_text(source_url: &str, target_url: &str, extra: &str) -> String {
+        format!(
+            r#"
+[source]
+url = "{source_url}"
+[target]
+url = "{target_url}"
+[replication]
+slot = "pgvshift"
+publication = "pgvshift"
+{extra}
+[[tables]]
+source = "public.items"
+"#
+        )
+    }
+
+    fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Config::parse_str(text, Path::new("/etc/pgvshift.toml"), env)
+    }
+
+    fn parse_err(text: &str) -> ConfigError {
+        match parse(text, &no_env) {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let config = Config::parse_str(
+            include_str!("../config.example.toml"),
+            Path::new("config.example.toml"),
+            &no_env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.tables.is_empty());
+        assert_eq!(config.source.password, None);
+        assert_eq!(config.target.password, None);
+    }
+
+    #[test]
+    fn parses_with_defaults() {
+        let text = config_text(
+            "postgresql://replicator@127.0.0.1:5432/app",
+            "postgres://app@db2/app2",
+            "",
+        );
+        let c = parse(&text, &no_env).unwrap();
+        assert_eq!(c.path, Path::new("/etc/pgvshift.toml"));
+        assert_eq!(c.replication.slot, "pgvshift");
+        assert_eq!(c.replication.publication, "pgvshift");
+        assert_eq!(c.replication.batch_max_changes, DEFAULT_BATCH_MAX_CHANGES);
+        assert_eq!(c.replication.status_interval, Duration::from_secs(10));
+        assert_eq!(c.snapshot.workers, 2);
+        assert_eq!(
+            c.tables,
+            vec![TableConfig {
+                source: QualifiedName::new("public", "items"),
+                target: QualifiedName::new("public", "items")
+            }]
+        );
+        assert_eq!(
+            (c.source.host.as_str(), c.source.port, c.source.user.as_str()),
+            ("127.0.0.1", 5432, "replicator")
+        );
+        assert_eq!(
+            (c.target.host.as_str(), c.target.port, c.target.dbname.as_str()),
+            ("db2", 5432, "app2")
+        );
+        assert_eq!(c.source.pg.get_dbname(), Some("app"));
+        assert_eq!(c.source.pg.get_user(), Some("replicator"));
+        assert_eq!(c.source.pg.get_ports(), &[5432]);
+        assert_eq!(
+            c.source.pg.get_hosts(),
+            &[tokio_postgres::config::Host::Tcp("127.0.0.1".into())]
+        );
+    }
+
+    #[test]
+    fn parses_tuning_and_table_mapping() {
+        let text = r#"
+[source]
+url = "postgresql://a@h1/db"
+[target]
+url = "postgresql://a@h2/db"
+[replication]
+slot = "s_1"
+publication = "p2"
+batch_max_changes = 1
+status_interval_secs = 3
+[snapshot]
+workers = 64
+[[tables]]
+source = "Items"
+target = "archive.\"Items\""
+[[tables]]
+source = "\"Sch\".t"
+"#;
+        let c = parse(text, &no_env).unwrap();
+        assert_eq!(c.replication.batch_max_changes, 1);
+        assert_eq!(c.replication.status_interval, Duration::from_secs(3));
+        assert_eq!(c.snapshot.workers, 64);
+        assert_eq!(c.tables[0].source, QualifiedName::new("public", "items"));
+        assert_eq!(c.tables[0].target, QualifiedName::new("archive", "Items"));
+        assert_eq!(c.tables[1].target, QualifiedName::new("Sch", "t"));
+    }
+
+    #[test]
+    fn env_overrides() {
+        let file_src = "postgresql://file@src/db";
+        let file_tgt = "postgresql://file@tgt/db";
+        let full = config_text(file_src, file_tgt, "");
+        let no_source_url = full.replacen(&format!("url = \"{file_src}\""), "", 1);
+        let no_source_section = no_source_url.replacen("[source]", "", 1);
+        let cases: Vec<EnvCase<'_>> = vec![
+            ("file only", &full, vec![], Ok("src")),
+            (
+                "env wins over file",
+                &full,
+                vec![(SOURCE_URL_ENV, "postgresql://env@envhost/db")],
+                Ok("envhost"),
+            ),
+            ("empty env ignored", &full, vec![(SOURCE_URL_ENV, "")], Ok("src")),
+            (
+                "url key optional with env",
+                &no_source_url,
+                vec![(SOURCE_URL_ENV, "postgresql://env@envhost/db")],
+                Ok("envhost"),
+            ),
+            (
+                "section optional with env",
+                &no_source_section,
+                vec![(SOURCE_URL_ENV, "postgresql://e@envhost/db")],
+                Ok("envhost"),
+            ),
+            (
+                "missing both",
+                &no_source_url,
+                vec![],
+                Err(vec!["source.url", SOURCE_URL_ENV, "/etc/pgvshift.toml"]),
+            ),
+            (
+                "missing section and env",
+                &no_source_section,
+                vec![],
+                Err(vec!["source.url", SOURCE_URL_ENV]),
+            ),
+            (
+                "bad env url names the variable",
+                &full,
+                vec![(SOURCE_URL_ENV, "postgresql://u:pw@h:99999/db")],
+                Err(vec![SOURCE_URL_ENV, "invalid port", "postgresql://u:***@h:99999/db"]),
+            ),
+        ];
+        for (name, text, vars, expected) in cases {
+            let result = parse(text, &env_from(&vars));
+            match (result, expected) {
+                (Ok(c), Ok(host)) => {
+                    assert_eq!(c.source.host, host, "{name}");
+                    assert_eq!(c.target.host, "tgt", "{name}");
+                }
+                (Err(e), Err(fragments)) => {
+                    for f in fragments {
+                        assert!(e.to_string().contains(f), "{name}: {e:?} lacks {f:?}");
+                    }
+                }
+                (r, e) => panic!("{name}: got {r:?}, expected {e:?}"),
+            }
+        }
+        let e = parse(&full.replacen(&format!("url = \"{file_tgt}\""), "", 1), &no_env).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::MissingUrl {
+                    key: "target.url",
+                    env_var: TARGET_URL_ENV,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let c = parse(&full, &env_from(&[(TARGET_URL_ENV, "postgresql://x@t2/db")])).unwrap();
+        assert_eq!((c.source.host.as_str(), c.target.host.as_str()), ("src", "t2"));
+    }
+
+    #[test]
+    fn url_parsing() {
+        use tokio_postgres::config::{Host, SslMode};
+        let env = env_from(&[("USER", "osuser")]);
+        // (url, host, port, user, dbname)
+        let cases = [
+            (
+                "postgresql://replicator@127.0.0.1:5432/app",
+                "127.0.0.1",
+                5432,
+                "replicator",
+                "app",
+            ),
+            ("postgres://u@h", "h", 5432, "u", "u"),
+            ("postgresql://h:6000", "h", 6000, "osuser", "osuser"),
+            ("postgresql://h/", "h", 5432, "osuser", "osuser"),
+            ("postgresql://us%40er@h/my%20db", "h", 5432, "us@er", "my db"),
+            ("postgresql://u@[::1]:5433/d", "::1", 5433, "u", "d"),
+            (
+                "postgresql://u@%2Fvar%2Frun%2Fpostgresql/d",
+                "/var/run/postgresql",
+                5432,
+                "u",
+                "d",
+            ),
+            ("postgresql:///d?host=/tmp&port=5499", "/tmp", 5499, "osuser", "d"),
+            ("postgresql:///?host=h&user=qu&dbname=qd", "h", 5432, "qu", "qd"),
+            ("  postgresql://u@h/d  ", "h", 5432, "u", "d"),
+        ];
+        for (url, host, port, user, dbname) in cases {
+            let ep = resolve_endpoint("source", url, Path::new("c.toml"), "o".into(), &env)
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(
+                (ep.host.as_str(), ep.port, ep.user.as_str(), ep.dbname.as_str()),
+                (host, port, user, dbname),
+                "{url}"
+            );
+            assert_eq!(ep.pg.get_ports(), &[port], "{url}");
+            let expected_host = if host.starts_with('/') {
+                Host::Unix(PathBuf::from(host))
+            } else {
+                Host::Tcp(host.to_string())
+            };
+            assert_eq!(ep.pg.get_hosts(), &[expected_host], "{url}");
+            assert_eq!(ep.is_unix_socket(), host.starts_with('/'));
+        }
+
+        let ep = resolve_endpoint(
+            "source",
+            "postgresql://u@h/d?sslmode=require&application_name=pgv%20shift&connect_timeout=7&keepalives=0&target_session_attrs=read-write&options=-c%20x%3Dy",
+            Path::new("c.toml"),
+            "o".into(),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(ep.pg.get_ssl_mode(), SslMode::Require);
+        assert_eq!(ep.pg.get_application_name(), Some("pgv shift"));
+        assert_eq!(ep.pg.get_connect_timeout(), Some(&Duration::from_secs(7)));
+        assert!(!ep.pg.get_keepalives());
+        assert_eq!(ep.pg.get_options(), Some("-c x=y"));
+
+        // (url, error fragment)
+        let errors = [
+            ("", "empty"),
+            ("host=h user=u", "postgresql://"),
+            ("mysql://u@h/d", "postgresql://"),
+            ("postgresql://u@h/d?foo=1", "unknown query parameter `foo`"),
+            (
+                "postgresql://u@h/d?hostaddr=1.2.3.4",
+                "unknown query parameter `hostaddr`",
+            ),
+            ("postgresql://u@h/d?sslmode", "`sslmode` has no value"),
+            ("postgresql://u@h/d?sslmode=verify-full", "sslmode"),
+            ("postgresql://u@h/d?connect_timeout=x", "connect_timeout"),
+            ("postgresql://u@h:0/d", "port"),
+            ("postgresql://u@h:70000/d", "invalid port"),
+            ("postgresql://u@h/d?port=abc", "port \"abc\""),
+            ("postgresql://u@h1,h2/d", "multiple hosts"),
+            ("postgresql://u@/d", "no host"),
+            ("postgresql:///d", "no host"),
+            ("postgresql://h/d", "USER environment variable"),
+            ("postgresql://u@h/d#x", "fragment"),
+            ("postgresql://u@h/d%zz", "percent-encoding"),
+            ("postgresql://u@h/d%ff", "UTF-8"),
+        ];
+        for (url, fragment) in errors {
+            match resolve_endpoint("source", url, Path::new("c.toml"), "source.url".into(), &no_env) {
+                Ok(ep) => panic!("{url}: expected an error, got {ep:?}"),
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(fragment), "{url}: {msg:?} lacks {fragment:?}");
+                    assert!(msg.starts_with("source.url: "), "{msg}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn password_precedence() {
+        let dir = TempDir::new("precedence");
+        let passfile = dir.file("pgpass", "*:*:*:*:from-passfile\n", 0o600);
+        let passfile = passfile.to_str().unwrap();
+        let cases: [PasswordCase<'_>; 7] = [
+            (
+                "postgresql://u:from-url@h/d",
+                vec![("PGPASSWORD", "from-env"), ("PGPASSFILE", passfile)],
+                Some("from-url"),
+            ),
+            ("postgresql://u:p%3Aw%40d@h/d", vec![], Some("p:w@d")),
+            (
+                "postgresql://u@h/d?password=from-query",
+                vec![("PGPASSWORD", "from-env")],
+                Some("from-query"),
+            ),
+            (
+                "postgresql://u@h/d",
+                vec![("PGPASSWORD", "from-env"), ("PGPASSFILE", passfile)],
+                Some("from-env"),
+            ),
+            (
+                "postgresql://u:@h/d",
+                vec![("PGPASSWORD", ""), ("PGPASSFILE", passfile)],
+                Some("from-passfile"),
+            ),
+            ("postgresql://u@h/d", vec![("PGPASSFILE", "/nonexistent/pgpass")], None),
+            ("postgresql://u@h/d", vec![], None),
+        ];
+        for (url, vars, expected) in cases {
+            let ep = resolve_endpoint("source", url, Path::new("c.toml"), "o".into(), &env_from(&vars)).unwrap();
+            assert_eq!(ep.password.as_deref(), expected, "{url} {vars:?}");
+            assert_eq!(ep.pg.get_password(), expected.map(str::as_bytes), "{url} {vars:?}");
+        }
+    }
+
+    #[test]
+    fn passfile_from_home_and_pgpassfile() {
+        let home = TempDir::new("home");
+        home.file(".pgpass", "h:5432:d:u:from-home\n", 0o600);
+        let other = TempDir::new("other");
+        let explicit = other.file("pass", "h:5432:d:u:from-pgpassfile\n", 0o600);
+        let home_str = home.0.to_str().unwrap();
+        let url = "postgresql://u@h/d";
+        let ep = resolve_endpoint("s", url, Path::new("c"), "o".into(), &env_from(&[("HOME", home_str)])).unwrap();
+        assert_eq!(ep.password.as_deref(), Some("from-home"));
+        let vars = [("HOME", home_str), ("PGPASSFILE", explicit.to_str().unwrap())];
+        let ep = resolve_endpoint("s", url, Path::new("c"), "o".into(), &env_from(&vars)).unwrap();
+        assert_eq!(ep.password.as_deref(), Some("from-pgpassfile"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn passfile_permissions() {
+        let dir = TempDir::new("perms");
+        let url = "postgresql://u@h/d";
+        // (mode, used?)
+        for (mode, used) in [
+            (0o600, true),
+            (0o400, true),
+            (0o640, false),
+            (0o604, false),
+            (0o644, false),
+            (0o660, false),
+        ] {
+            let file = dir.file(&format!("pass-{mode:o}"), "*:*:*:*:pw\n", mode);
+            let vars = [("PGPASSFILE", file.to_str().unwrap())];
+            let ep = resolve_endpoint("s", url, Path::new("c"), "o".into(), &env_from(&vars)).unwrap();
+            assert_eq!(ep.password.is_some(), used, "mode {mode:o}");
+        }
+        // A directory is not a plain file.
+        let vars = [("PGPASSFILE", dir.0.to_str().unwrap())];
+        let ep = resolve_endpoint("s", url, Path::new("c"), "o".into(), &env_from(&vars)).unwrap();
+        assert_eq!(ep.password, None);
+    }
+
+    #[test]
+    fn passfile_matching() {
+        let file = "\
+# comment line: *:*:*:*:never
+db1.example.com:5432:app:alice:alice-pw
+db1.example.com:*:*:bob:bob-pw
+*:5433:*:*:port-5433-pw
+localhost:5432:app:carol:carol\\:pw\\\\x:ignored-extra-field
+weird\\:host:5432:app:dave:dave-pw
+\\*:5432:app:erin:literal-star-pw
+db1.example.com:5432:app:frank:
+*:*:*:*:fallback-pw\r
+";
+        // (host, port, db, user, expected)
+        let cases = [
+            ("db1.example.com", "5432", "app", "alice", Some("alice-pw")),
+            ("db1.example.com", "5432", "other", "alice", Some("fallback-pw")),
+            ("db1.example.com", "9999", "x", "bob", Some("bob-pw")),
+            ("anything", "5433", "x", "y", Some("port-5433-pw")),
+            ("localhost", "5432", "app", "carol", Some("carol:pw\\x")),
+            ("weird:host", "5432", "app", "dave", Some("dave-pw")),
+            ("*", "5432", "app", "erin", Some("literal-star-pw")),
+            ("elsewhere", "5432", "app", "erin", Some("fallback-pw")),
+            ("db1.example.com", "5432", "app", "frank", None),
+            ("#", "x", "y", "z", Some("fallback-pw")),
+        ];
+        for (host, port, db, user, expected) in cases {
+            assert_eq!(
+                passfile_lookup(file, host, port, db, user).as_deref(),
+                expected,
+                "{host}:{port}:{db}:{user}"
+            );
+        }
+        assert_eq!(
+            passfile_lookup("h:5432:d:u\n", "h", "5432", "d", "u"),
+            None,
+            "too few fields"
+        );
+        assert_eq!(passfile_lookup("", "h", "5432", "d", "u"), None);
+        assert_eq!(passfile_host("/var/run/postgresql"), "localhost");
+        assert_eq!(passfile_host("/tmp/"), "localhost");
+        assert_eq!(passfile_host("/srv/sock"), "/srv/sock");
+        assert_eq!(passfile_host("db"), "db");
+    }
+
+    #[test]
+    fn unix_socket_passfile_uses_localhost() {
+        let dir = TempDir::new("sock");
+        let file = dir.file("pass", "localhost:5432:d:u:sock-pw\n", 0o600);
+        let vars = [("PGPASSFILE", file.to_str().unwrap())];
+        let ep = resolve_endpoint(
+            "s",
+            "postgresql://u@%2Ftmp/d",
+            Path::new("c"),
+            "o".into(),
+            &env_from(&vars),
+        )
+        .unwrap();
+        assert_eq!(ep.password.as_deref(), Some("sock-pw"));
+    }
+
+    #[test]
+    fn redaction() {
+        let cases = [
+            ("postgresql://u:secret@h:5432/db", "postgresql://u:***@h:5432/db"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("postgresql://h/db", "postgresql://h/db"),
+            (
+                "postgresql://u:p%40ss@h/db?sslmode=require",
+                "postgresql://u:***@h/db?sslmode=require",
+            ),
+            (
+                "postgresql://u@h/db?sslmode=require&password=secret&application_name=x",
+                "postgresql://u@h/db?sslmode=require&password=***&application_name=x",
+            ),
+            (
+                "postgresql://u@h/db?pass%77ord=secret",
+                "postgresql://u@h/db?pass%77ord=***",
+            ),
+            ("postgresql://u:se/cret@h/db", "postgresql://u:***@h/db"),
+            ("postgresql://u:se?cret@h/db", "postgresql://u:***@h/db"),
+            ("postgresql://u:se@cret@h/db", "postgresql://u:***@h/db"),
+            (
+                "postgresql://u:secret@h:x/db?application_name=a@b",
+                "postgresql://u:***@h:x/db?application_name=a@b",
+            ),
+            (
+                "postgresql://u@h:5432/db?application_name=a@b",
+                "postgresql://u@h:5432/db?application_name=a@b",
+            ),
+            ("POSTGRESQL://u:secret@h", "POSTGRESQL://u:***@h"),
+            (
+                "host=h user=u password=secret dbname=d",
+                "host=h user=u password=*** dbname=d",
+            ),
+            (
+                "host=h password = 'sec ret\\' x' port=5432",
+                "host=h password = *** port=5432",
+            ),
+            ("password=secret", "password=***"),
+            ("host=h", "host=h"),
+            ("host=h password='unterminated secret", "<unparseable url>"),
+            ("secret", "<unparseable url>"),
+            ("user:secret@host", "<unparseable url>"),
+            ("://u:secret@h", "<unparseable url>"),
+            ("", "<unparseable url>"),
+        ];
+        for (input, expected) in cases {
+            let redacted = redact_url(input);
+            assert_eq!(redacted, expected, "{input}");
+            assert!(
+                !redacted.contains("secret") && !redacted.contains("cret@"),
+                "{input} -> {redacted}"
+            );
+        }
+        assert_eq!(
+            redact_secrets("invalid type: string \"postgresql://u:secret@h/db\", expected x; password=secret"),
+            "invalid type: string \"postgresql://u:***@h/db\", expected x; password=***"
+        );
+    }
+
+    #[test]
+    fn passwords_never_in_debug_or_display() {
+        let dir = TempDir::new("debug");
+        let passfile = dir.file("pass", &format!("*:*:*:*:{SECRET}-file\n"), 0o600);
+        let text = config_text(&format!("postgresql://u:{SECRET}@src/db"), "postgresql://u@tgt/db", "");
+        for vars in [
+            vec![("PGPASSFILE", passfile.to_str().unwrap())],
+            vec![("PGPASSWORD", SECRET)],
+        ] {
+            let config = parse(&text, &env_from(&vars)).unwrap();
+            assert_eq!(config.source.password.as_deref(), Some(SECRET));
+            assert!(config.target.password.as_deref().is_some_and(|p| p.starts_with(SECRET)));
+            for shown in [
+                format!("{config:?}"),
+                format!("{config:#?}"),
+                format!("{:?}", config.source),
+                format!("{}", config.source),
+                format!("{}", config.target),
+                config.source.redacted_url.clone(),
+                format!("{:?}", config.source.pg),
+            ] {
+                assert!(!shown.contains(SECRET), "password leaked: {shown}");
+            }
+            assert!(format!("{:?}", config.source).contains("***"));
+        }
+    }
+
+    #[test]
+    fn passwords_never_in_errors() {
+        let texts = [
+            // invalid URLs of all kinds
+            config_text(&format!("postgresql://u:{SECRET}@h:99999/db"), "postgresql://u@t/db", ""),
+            config_text(&format!("postgresql://u:{SECRET}@h/db?bogus=1"), "postgresql://u@t/db", ""),
+            config_text(&format!("postgresql://u:{SECRET}@h/db#frag"), "postgresql://u@t/db", ""),
+            config_text(&format!("postgresql://u:{SECRET}@/db"), "postgresql://u@t/db", ""),
+            config_text(&format!("postgresql://u:{SECRET}/x@h/db"), "postgresql://u@t/db", ""),
+            config_text(&format!("postgresql://u@h/db?password={SECRET}&sslmode=bad"), "postgresql://u@t/db", ""),
+            config_text(&format!("host=h password={SECRET}"), "postgresql://u@t/db", ""),
+            config_text(SECRET, "postgresql://u@t/db", ""),
+            // TOML errors on a line holding the password
+            format!("[source]\nurl = \"postgresql://u:{SECRET}@h/db\n"),
+            format!("[source]\npassword = \"{SECRET}\"\n"),
+            format!("[source]\nurl = \"postgresql://u:{SECRET}@h/db\" x\n"),
+            format!("[replication]\nslot = \"postgresql://u:{SECRET}@h/db\"\npublication = \"p\"\n[[tables]]\nsource = \"t\""),
+            format!("[source]\nurl = \"postgresql://u@h/db\"\n[replication]\nslot = \"s\"\npublication = \"p\"\nbatch_max_changes = \"postgresql://u:{SECRET}@h\"\n"),
+        ];
+        for text in texts {
+            let e = parse_err(&text);
+            let (shown, debug) = (e.to_string(), format!("{e:?}"));
+            assert!(
+                !shown.contains(SECRET) && !debug.contains(SECRET),
+                "password leaked:\n{shown}\n{debug}"
+            );
+        }
+    }
+
+    #[test]
+    fn validation_errors() {
+        let base = |replication: &str, rest: &str| {
+            format!(
+                "[source]\nurl = \"postgresql://u@src/db\"\n[target]\nurl = \"postgresql://u@tgt/db\"\n[replication]\n{replication}\n{rest}"
+            )
+        };
+        let ok_repl = "slot = \"s\"\npublication = \"p\"";
+        let one_table = "[[tables]]\nsource = \"public.items\"";
+        let long = "a".repeat(64);
+        // (case, text, key, fragments that must appear in the message)
+        let cases: Vec<(&str, String, &str, Vec<&str>)> = vec![
+            ("slot upper case", base("slot = \"My-Slot\"\npublication = \"p\"", one_table), "replication.slot", vec!["\"My-Slot\"", "lowercase", "\"my_slot\"", ":6:8:"]),
+            ("slot empty", base("slot = \"\"\npublication = \"p\"", one_table), "replication.slot", vec!["is empty"]),
+            ("slot too long", base(&format!("slot = \"{long}\"\npublication = \"p\""), one_table), "replication.slot", vec!["64 bytes", "63"]),
+            ("publication dash", base("slot = \"s\"\npublication = \"pub-1\"", one_table), "replication.publication", vec!["\"pub_1\""]),
+            ("publication unicode", base("slot = \"s\"\npublication = \"pübl\"", one_table), "replication.publication", vec!["lowercase"]),
+            ("batch zero", base(&format!("{ok_repl}\nbatch_max_changes = 0"), one_table), "replication.batch_max_changes", vec!["at least 1", ":8:21:"]),
+            ("batch negative", base(&format!("{ok_repl}\nbatch_max_changes = -5"), one_table), "replication.batch_max_changes", vec!["-5"]),
+            ("status zero", base(&format!("{ok_repl}\nstatus_interval_secs = 0"), one_table), "replication.status_interval_secs", vec!["between 1 and 3600"]),
+            ("workers zero", base(ok_repl, &format!("[snapshot]\nworkers = 0\n{one_table}")), "snapshot.workers", vec!["between 1 and 64"]),
+            ("workers too many", base(ok_repl, &format!("[snapshot]\nworkers = 65\n{one_table}")), "snapshot.workers", vec!["65", "between 1 and 64"]),
+            ("no tables", base(ok_repl, ""), "tables", vec!["at least one", "[[tables]]"]),
+            ("empty tables array", format!("tables = []\n{}", base(ok_repl, "")), "tables", vec!["at least one"]),
+            (
+                "bad source name",
+                base(ok_repl, "[[tables]]\nsource = \"a.b.c\""),
+                "[[tables]] #1 source",
+                vec!["not a table name"],
+            ),
+            (
+                "bad target name",
+                base(ok_repl, "[[tables]]\nsource = \"t\"\ntarget = \"my table\""),
+                "[[tables]] #1 target",
+                vec!["contains spaces"],
+            ),
+            (
+                "duplicate source after case folding",
+                base(ok_repl, "[[tables]]\nsource = \"public.items\"\ntarget = \"a\"\n[[tables]]\nsource = \"Items\"\ntarget = \"b\""),
+                "[[tables]] #2 source",
+                vec!["public.items", "#1 (line 9)", "once"],
+            ),
+            (
+                "two sources, one target",
+                base(ok_repl, "[[tables]]\nsource = \"a\"\ntarget = \"x.t\"\n[[tables]]\nsource = \"b\"\ntarget = \"x.t\""),
+                "[[tables]] #2 target",
+                vec!["x.t", "#1", "distinct"],
+            ),
+            (
+                "implicit target collides",
+                base(ok_repl, "[[tables]]\nsource = \"a\"\ntarget = \"public.b\"\n[[tables]]\nsource = \"b\""),
+                "[[tables]] #2 target",
+                vec!["public.b"],
+            ),
+            (
+                "same database onto itself",
+                base(ok_repl, one_table).replace("u@tgt/db", "u@src:5432/db"),
+                "tables",
+                vec!["same database", "onto itself", "public.items"],
+            ),
+        ];
+        for (name, text, key, fragments) in cases {
+            let e = parse_err(&text);
+            let msg = e.to_string();
+            match &e {
+                ConfigError::Invalid { key: k, path, .. } => {
+                    assert_eq!(k, key, "{name}: {msg}");
+                    assert_eq!(path, Path::new("/etc/pgvshift.toml"));
+                }
+                other => panic!("{name}: expected Invalid, got {other:?}"),
+            }
+            assert!(msg.starts_with("/etc/pgvshift.toml"), "{name}: {msg}");
+            for f in fragments {
+                assert!(msg.contains(f), "{name}: {msg:?} lacks {f:?}");
+            }
+        }
+        // Same database, but mapped to another table: fine.
+        let text =
+            base(ok_repl, "[[tables]]\nsource = \"items\"\ntarget = \"items_v2\"").replace("u@tgt/db", "u@src/db");
+        parse(&text, &no_env).unwrap();
+    }
+
+    #[test]
+    fn toml_errors_carry_path_and_position() {
+        let valid = config_text("postgresql://u@s/d", "postgresql://u@t/d", "");
+        // (case, text, line, column, fragment)
+        let cases = [
+            (
+                "syntax",
+                "[source]\nurl = \"postgresql://u@h/db\nx = 1\n".to_string(),
+                2,
+                27,
+                "invalid basic string",
+            ),
+            (
+                "unknown key",
+                valid.replace("slot = ", "slott = "),
+                7,
+                1,
+                "unknown field `slott`",
+            ),
+            (
+                "unknown section",
+                format!("{valid}\n[snapshots]\nworkers = 1\n"),
+                13,
+                2,
+                "unknown field `snapshots`",
+            ),
+            (
+                "unknown table key",
+                valid.replace("source = \"public.items\"", "sourc = \"public.items\""),
+                11,
+                1,
+                "unknown field `sourc`",
+            ),
+            (
+                "wrong type",
+                valid.replace("slot = \"pgvshift\"", "slot = 5"),
+                7,
+                8,
+                "invalid type: integer `5`, expected a string",
+            ),
+            (
+                "wrong type for number",
+                format!("{valid}\n[snapshot]\nworkers = \"2\""),
+                14,
+                11,
+                "invalid type: string \"2\", expected an integer",
+            ),
+            (
+                "missing key",
+                valid.replace("publication = \"pgvshift\"", ""),
+                6,
+                1,
+                "missing field `publication`",
+            ),
+        ];
+        for (name, text, line, column, fragment) in cases {
+            let e = parse_err(&text);
+            let msg = e.to_string();
+            match &e {
+                ConfigError::Toml { line: l, column: c, .. } => assert_eq!((*l, *c), (line, column), "{name}: {msg}"),
+                other => panic!("{name}: expected Toml, got {other:?}"),
+            }
+            assert!(
+                msg.starts_with("/etc/pgvshift.toml: TOML parse error at line"),
+                "{name}: {msg}"
+            );
+            assert!(msg.contains(&format!("line {line}, column {column}")), "{name}: {msg}");
+            assert!(msg.contains(fragment), "{name}: {msg:?} lacks {fragment:?}");
+        }
+        let e = parse_err("[source]\nurl = \"postgresql://u@h/db\"\n");
+        assert!(e.to_string().contains("missing field `replication`"), "{e}");
+    }
+
+    #[test]
+    fn load_from_disk() {
+        let dir = TempDir::new("load");
+        let missing = dir.0.join("nope.toml");
+        let e = Config::load_with_env(&missing, &no_env).unwrap_err();
+        assert!(matches!(e, ConfigError::NotFound { .. }));
+        assert_eq!(e.to_string(), format!("config file {} not found", missing.display()));
+        assert_eq!(e.path(), missing);
+
+        let path = dir.file(
+            "c.toml",
+            &config_text("postgresql://u@s/d", "postgresql://u@t/d", ""),
+            0o644,
+        );
+        let c = Config::load_with_env(&path, &no_env).unwrap();
+        assert_eq!(c.path, path);
+        let e = Config::load_with_env(&dir.0, &no_env).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        let text = "ab\nçd=x\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 3), (2, 1));
+        assert_eq!(line_col(text, 6), (2, 3));
+        assert_eq!(line_col(text, 1000), (3, 1));
+    }
+
+    #[test]
+    fn name_suggestions() {
+        for (input, expected) in [
+            ("My-Slot", "my_slot"),
+            ("", "pgvshift"),
+            ("---", "pgvshift"),
+            ("ok_1", "ok_1"),
+        ] {
+            assert_eq!(suggest_name(input), expected);
+        }
+        assert_eq!(suggest_name(&"x".repeat(100)).len(), MAX_NAME_BYTES);
+    }
+}

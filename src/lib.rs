@@ -1,10 +1,22 @@
 //! pgvshift: move live PostgreSQL tables holding pgvector data to a new home with near-zero
 //! downtime. See docs/architecture.md for the flow and the invariants.
 
+pub mod apply;
+pub mod catalog;
+pub mod commands;
 pub mod config;
+pub mod copy;
+pub mod demo;
+pub mod error;
 pub mod localpg;
 pub mod lsn;
+pub mod pg;
 pub mod pgoutput;
+pub mod replication;
+pub mod run;
+pub mod schema;
 pub mod sql;
+pub mod state;
+pub mod stream;
 
 pub use lsn::Lsn;

@@ -1,1 +1,149 @@
-fn main(){}
+//! The `pgvshift` binary: parse the command line, set up logging, run a verb, map its error to
+//! an exit code (0 ok, 1 blocking problem found, 2 bad usage or config, 3 runtime error).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::sync::watch;
+
+use pgvshift::config::Config;
+use pgvshift::error::Error;
+
+#[derive(Parser)]
+#[command(name = "pgvshift", version, about = "Move live PostgreSQL tables holding pgvector data with near-zero downtime")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Dry run: each table's size, columns (source type -> target type), target DDL, indexes
+    /// and blocking problems. Changes nothing.
+    Plan {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Snapshot (unless already complete), then stream changes until SIGINT/SIGTERM.
+    /// Re-running after any stop resumes from the target's committed progress.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Phase, per-table state, applied and confirmed LSNs, lag.
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print JSON (keys: phase, slot, tables, applied_lsn, confirmed_flush_lsn,
+        /// source_current_lsn, lag_bytes, seconds_since_last_applied_commit, slot_active).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop the slot and the publication pgvshift created, and its state on the target.
+    /// Leaves user data alone.
+    Cleanup {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Do it without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Start throwaway source and target clusters with demo data, migrate live, verify, clean up.
+    Demo {
+        /// Rows of demo data (768-dim vectors).
+        #[arg(long, default_value_t = 3000)]
+        rows: u32,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PGVSHIFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pgwire_replication=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// SIGINT or SIGTERM flips the returned channel to true.
+fn stop_on_signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn dispatch(command: Command) -> Result<(), Error> {
+    let load = |p: &PathBuf| Config::load(p).map_err(Error::from);
+    match command {
+        Command::Plan { config } => {
+            let config = load(&config)?;
+            print!("{}", pgvshift::commands::plan(&config).await?);
+        }
+        Command::Run { config } => {
+            let config = load(&config)?;
+            let stop = stop_on_signals();
+            pgvshift::run::run(&config, stop, Arc::default()).await?;
+        }
+        Command::Status { config, json } => {
+            let config = load(&config)?;
+            let status = pgvshift::commands::status(&config).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status).expect("status serializes"));
+            } else {
+                print!("{}", pgvshift::commands::render_status(&status));
+            }
+        }
+        Command::Cleanup { config, yes } => {
+            let config = load(&config)?;
+            for action in pgvshift::commands::cleanup(&config, yes).await? {
+                println!("{action}");
+            }
+        }
+        Command::Demo { rows } => {
+            let stop = stop_on_signals();
+            pgvshift::demo::demo(rows, stop).await?;
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! Target sink for the change stream.
+//!
+//! Contract (what the stream driver relies on):
+//! - Changes are applied in the order received, in one target transaction per *batch* of whole
+//!   source transactions. A source transaction is never split across target commits.
+//! - [`Applier::flush`] commits the batch together with `pgvshift.progress.applied_lsn = end LSN
+//!   of the batch's last source transaction`, and only then returns that LSN: the caller
+//!   confirms it to the source afterwards, never before (invariant 2).
+//! - A source transaction whose commit LSN lies before the stored `applied_lsn` was already
+//!   applied (before a crash): [`Applier::begin`] says to skip it.
+//! - Unchanged TOASTed values ('u') are left out of UPDATE's SET list, so the target keeps them.
+//! - Memory is bounded: statements are pipelined with at most [`MAX_IN_FLIGHT`] awaiting their
+//!   result, so a source transaction of millions of rows streams through.
+//!
+//! ```text
+//!  pgoutput msg -> RawValue params -> prepared statement (cached per table/shape)
+//!       -> sent at once (pipelined) -> results awaited in order -> progress row -> COMMIT
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt;
+use tokio_postgres::{Client, Statement};
+
+use crate::error::{DbContext, Error, Result};
+use crate::pg::RawValue;
+use crate::pgoutput::{LogicalMessage, OldTupleKind, Oid, Relation, Tuple, TupleValue};
+use crate::sql::{quote_ident, QualifiedName};
+use crate::state;
+use crate::Lsn;
+
+/// How many statements may await their result at once.
+pub const MAX_IN_FLIGHT: usize = 512;
+
+/// Built-in types without an equality operator (cannot appear in a row-matching WHERE):
+/// json, xml, point, lseg, path, box, polygon, line, circle, and json[] / xml[].
+const NO_EQUALITY_TYPES: [Oid; 11] = [114, 142, 600, 601, 602, 603, 604, 628, 718, 199, 143];
+
+/// A migrated table as the applier needs it.
+#[derive(Debug, Clone)]
+pub struct TargetTable {
+    pub source: QualifiedName,
+    pub target: QualifiedName,
+    /// The source's primary key columns (also the target's).
+    pub primary_key: Vec<String>,
+    /// Columns the target table has.
+    pub target_columns: HashSet<String>,
+}
+
+/// Counters of applied changes (read by `demo` and logs).
+#[derive(Debug, Default)]
+pub struct ApplyStats {
+    pub inserts: AtomicU64,
+    pub updates: AtomicU64,
+    pub deletes: AtomicU64,
+    pub truncates: AtomicU64,
+    pub transactions: AtomicU64,
+    pub skipped_transactions: AtomicU64,
+}
+
+#[derive(Debug)]
+struct RelState {
+    table: Arc<TargetTable>,
+    relation: Relation,
+    /// Relation columns flagged as part of the replica identity.
+    key_idx: Vec<usize>,
+    /// Positions of the primary key columns (empty without a primary key).
+    pk_idx: Vec<usize>,
+    comparable: Vec<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+type InFlight = Pin<Box<dyn Future<Output = Result<u64>> + Send>>;
+
+/// Applies decoded changes to the target. See the module docs for its contract.
+pub struct Applier {
+    client: Arc<Client>,
+    slot: String,
+    tables: HashMap<QualifiedName, Arc<TargetTable>>,
+    relations: HashMap<Oid, RelState>,
+    statements: HashMap<(Oid, Op, Vec<bool>, Vec<bool>, bool), Statement>,
+    advance: Statement,
+    in_flight: FuturesOrdered<InFlight>,
+    /// The stored applied LSN: transactions committing before it were applied already.
+    applied_lsn: Lsn,
+    in_target_txn: bool,
+    skipping: bool,
+    current_xid: u32,
+    current_final_lsn: Lsn,
+    batch_changes: usize,
+    batch_end: Option<(Lsn, SystemTime)>,
+    warned_unmapped: HashSet<Oid>,
+    pub stats: Arc<ApplyStats>,
+}
+
+impl Applier {
+    pub async fn new(client: Client, slot: &str, tables: Vec<TargetTable>, applied_lsn: Lsn, stats: Arc<ApplyStats>) -> Result<Applier> {
+        let advance = client.prepare(state::ADVANCE_SQL).await.db(|| "preparing the progress update".into())?;
+        Ok(Applier {
+            client: Arc::new(client),
+            slot: slot.to_string(),
+            tables: tables.into_iter().map(|t| (t.source.clone(), Arc::new(t))).collect(),
+            relations: HashMap::new(),
+            statements: HashMap::new(),
+            advance,
+            in_flight: FuturesOrdered::new(),
+            applied_lsn,
+            in_target_txn: false,
+            skipping: false,
+            current_xid: 0,
+            current_final_lsn: Lsn::ZERO,
+            batch_changes: 0,
+            batch_end: None,
+            warned_unmapped: HashSet::new(),
+            stats,
+        })
+    }
+
+    pub fn applied_lsn(&self) -> Lsn {
+        self.applied_lsn
+    }
+
+    /// Changes in the open batch (whole transactions and the current one).
+    pub fn batch_changes(&self) -> usize {
+        self.batch_changes
+    }
+
+    pub fn has_open_batch(&self) -> bool {
+        self.in_target_txn
+    }
+
+    /// A source transaction begins. Returns false when it was applied before and is skipped.
+    pub async fn begin(&mut self, final_lsn: Lsn, xid: u32) -> Result<bool> {
+        self.current_xid = xid;
+        self.current_final_lsn = final_lsn;
+        self.skipping = final_lsn < self.applied_lsn;
+        if self.skipping {
+            self.stats.skipped_transactions.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(xid, %final_lsn, applied = %self.applied_lsn, "skipping a transaction applied before");
+            return Ok(false);
+        }
+        if !self.in_target_txn {
+            self.client.batch_execute("BEGIN").await.db(|| "opening a target transaction".into())?;
+            self.in_target_txn = true;
+        }
+        Ok(true)
+    }
+
+    /// A source transaction committed; it becomes part of the batch.
+    pub fn commit(&mut self, end_lsn: Lsn, commit_time_micros: i64) {
+        if self.skipping {
+            self.skipping = false;
+            return;
+        }
+        self.stats.transactions.fetch_add(1, Ordering::Relaxed);
+        self.batch_end = Some((end_lsn, pg_time(commit_time_micros)));
+    }
+
+    /// Commit the batch with its progress row. Returns the LSN now durable on the target.
+    pub async fn flush(&mut self) -> Result<Option<Lsn>> {
+        if !self.in_target_txn {
+            return Ok(None);
+        }
+        self.drain().await?;
+        let Some((end_lsn, commit_time)) = self.batch_end.take() else {
+            // Only possible when a stop interrupts before the first Commit: nothing to keep.
+            self.client.batch_execute("ROLLBACK").await.db(|| "rolling back an empty batch".into())?;
+            self.in_target_txn = false;
+            return Ok(None);
+        };
+        let updated = self
+            .client
+            .execute(&self.advance, &[&self.slot, &end_lsn.to_string(), &Some(commit_time)])
+            .await
+            .db(|| "recording progress on the target".into())?;
+        if updated != 1 {
+            return Err(Error::Runtime(format!(
+                "the progress row of slot {} on the target is missing or ahead of {end_lsn}: is another pgvshift running with this configuration? Nothing was committed",
+                self.slot
+            )));
+        }
+        self.client.batch_execute("COMMIT").await.db(|| format!("committing changes up to {end_lsn} on the target"))?;
+        self.in_target_txn = false;
+        self.batch_changes = 0;
+        self.applied_lsn = end_lsn;
+        Ok(Some(end_lsn))
+    }
+
+    /// Discard the open batch (on a stop in the middle of a transaction); the source sends
+    /// it again on the next run because it was never confirmed.
+    pub async fn abandon(&mut self) -> Result<()> {
+        if self.in_target_txn {
+            while self.in_flight.next().await.is_some() {}
+            self.client.batch_execute("ROLLBACK").await.db(|| "rolling back an unfinished batch".into())?;
+            self.in_target_txn = false;
+            self.batch_changes = 0;
+            self.batch_end = None;
+        }
+        Ok(())
+    }
+
+    /// Record an idle position (no transaction open): everything before `lsn` that concerned
+    /// the migrated tables was applied. Written in its own transaction.
+    pub async fn advance_idle(&mut self, lsn: Lsn) -> Result<bool> {
+        if self.in_target_txn || lsn <= self.applied_lsn {
+            return Ok(false);
+        }
+        let none: Option<SystemTime> = None;
+        self.client
+            .execute(&self.advance, &[&self.slot, &lsn.to_string(), &none])
+            .await
+            .db(|| "recording an idle position on the target".into())?;
+        self.applied_lsn = lsn;
+        Ok(true)
+    }
+
+    /// Handle one decoded pgoutput message (not Begin/Commit, which come through
+    /// [`Applier::begin`] / [`Applier::commit`]).
+    pub async fn handle(&mut self, msg: LogicalMessage) -> Result<()> {
+        match msg {
+            LogicalMessage::Relation(rel) => self.relation(rel),
+            LogicalMessage::Type { .. } | LogicalMessage::Origin { .. } | LogicalMessage::Message { .. } => Ok(()),
+            LogicalMessage::Begin { .. } | LogicalMessage::Commit { .. } => Err(Error::Runtime(
+                "Begin/Commit reached the applier as data: transport bug".into(),
+            )),
+            _ if self.skipping => Ok(()),
+            LogicalMessage::Insert { relid, new } => self.insert(relid, new).await,
+            LogicalMessage::Update { relid, old, new } => self.update(relid, old.map(|o| (o.kind, o.tuple)), new).await,
+            LogicalMessage::Delete { relid, old } => self.delete(relid, old.kind, old.tuple).await,
+            LogicalMessage::Truncate { restart_identity, relids, .. } => self.truncate(restart_identity, &relids).await,
+        }
+    }
+
+    fn relation(&mut self, relation: Relation) -> Result<()> {
+        let name = QualifiedName::new(relation.namespace.clone(), relation.name.clone());
+        let Some(table) = self.tables.get(&name).cloned() else {
+            self.relations.remove(&relation.relid);
+            if self.warned_unmapped.insert(relation.relid) {
+                tracing::warn!(table = %name, "the publication sends a table that is not in the configuration; its changes are ignored");
+            }
+            return Ok(());
+        };
+        for column in &relation.columns {
+            if !table.target_columns.contains(&column.name) {
+                return Err(Error::Runtime(format!(
+                    "source table {} now has a column {} that target table {} lacks (was it added after the snapshot?). Add it on the target with the same type (ALTER TABLE {} ADD COLUMN {} ...), then run pgvshift again; nothing after {} was applied",
+                    table.source,
+                    quote_ident(&column.name),
+                    table.target,
+                    table.target,
+                    quote_ident(&column.name),
+                    self.applied_lsn
+                )));
+            }
+        }
+        let key_idx = relation.columns.iter().enumerate().filter(|(_, c)| c.is_key).map(|(i, _)| i).collect();
+        let pk_idx: Vec<usize> = table
+            .primary_key
+            .iter()
+            .filter_map(|k| relation.columns.iter().position(|c| &c.name == k))
+            .collect();
+        let pk_idx = if pk_idx.len() == table.primary_key.len() { pk_idx } else { Vec::new() };
+        let comparable = relation.columns.iter().map(|c| !NO_EQUALITY_TYPES.contains(&c.type_oid)).collect();
+        self.relations.insert(relation.relid, RelState { table, relation, key_idx, pk_idx, comparable });
+        Ok(())
+    }
+
+    fn rel(&self, relid: Oid) -> Result<Option<&RelState>> {
+        if let Some(rel) = self.relations.get(&relid) {
+            return Ok(Some(rel));
+        }
+        if self.warned_unmapped.contains(&relid) {
+            return Ok(None);
+        }
+        Err(Error::Runtime(format!(
+            "a change for relation oid {relid} arrived before its Relation message (transaction {} at {})",
+            self.current_xid, self.current_final_lsn
+        )))
+    }
+
+    async fn insert(&mut self, relid: Oid, new: Tuple) -> Result<()> {
+        let Some(rel) = self.rel(relid)? else { return Ok(()) };
+        let cols: Vec<bool> = new.0.iter().map(|v| !matches!(v, TupleValue::Unchanged)).collect();
+        let names: Vec<&str> = present_names(&rel.relation, &cols);
+        let sql = insert_sql(&rel.table.target, &names);
+        let params = values(&new, &cols);
+        let what = format!("INSERT into {}", rel.table.target);
+        let stmt = self.statement((relid, Op::Insert, cols, vec![], false), &sql).await?;
+        self.stats.inserts.fetch_add(1, Ordering::Relaxed);
+        self.push(stmt, params, what).await
+    }
+
+    async fn update(&mut self, relid: Oid, old: Option<(OldTupleKind, Tuple)>, new: Tuple) -> Result<()> {
+        let Some(rel) = self.rel(relid)? else { return Ok(()) };
+        let set_cols: Vec<bool> = new.0.iter().map(|v| !matches!(v, TupleValue::Unchanged)).collect();
+        let (where_cols, key_source, full) = match &old {
+            Some((kind, tuple)) => match_columns(rel, *kind, tuple)?,
+            None => (mask(rel.relation.columns.len(), &rel.key_idx), &new, false),
+        };
+        check_key_present(rel, key_source, &where_cols, "UPDATE")?;
+        let mut params = values(&new, &set_cols);
+        params.extend(values(key_source, &where_cols));
+        let sql = update_sql(
+            &rel.table.target,
+            &present_names(&rel.relation, &set_cols),
+            &present_names(&rel.relation, &where_cols),
+            full,
+        );
+        let what = format!("UPDATE of {}", rel.table.target);
+        if !set_cols.iter().any(|b| *b) {
+            return Ok(());
+        }
+        let stmt = self.statement((relid, Op::Update, set_cols, where_cols, full), &sql).await?;
+        self.stats.updates.fetch_add(1, Ordering::Relaxed);
+        self.push(stmt, params, what).await
+    }
+
+    async fn delete(&mut self, relid: Oid, kind: OldTupleKind, old: Tuple) -> Result<()> {
+        let Some(rel) = self.rel(relid)? else { return Ok(()) };
+        let (where_cols, _, full) = match_columns(rel, kind, &old)?;
+        check_key_present(rel, &old, &where_cols, "DELETE")?;
+        let params = values(&old, &where_cols);
+        let sql = delete_sql(&rel.table.target, &present_names(&rel.relation, &where_cols), full);
+        let what = format!("DELETE from {}", rel.table.target);
+        let stmt = self.statement((relid, Op::Delete, vec![], where_cols, full), &sql).await?;
+        self.stats.deletes.fetch_add(1, Ordering::Relaxed);
+        self.push(stmt, params, what).await
+    }
+
+    async fn truncate(&mut self, restart_identity: bool, relids: &[Oid]) -> Result<()> {
+        let mut targets = Vec::new();
+        for relid in relids {
+            if let Some(rel) = self.rel(*relid)? {
+                targets.push(rel.table.target.quoted());
+            }
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+        self.drain().await?;
+        let sql = format!("TRUNCATE {}{}", targets.join(", "), if restart_identity { " RESTART IDENTITY" } else { "" });
+        self.client.batch_execute(&sql).await.db(|| format!("applying {sql}"))?;
+        self.stats.truncates.fetch_add(1, Ordering::Relaxed);
+        self.batch_changes += 1;
+        Ok(())
+    }
+
+    async fn statement(&mut self, key: (Oid, Op, Vec<bool>, Vec<bool>, bool), sql: &str) -> Result<Statement> {
+        if let Some(s) = self.statements.get(&key) {
+            return Ok(s.clone());
+        }
+        let stmt = self.client.prepare(sql).await.db(|| format!("preparing `{sql}` on the target"))?;
+        self.statements.insert(key, stmt.clone());
+        Ok(stmt)
+    }
+
+    /// Send a statement now (so requests reach the server in push order) and keep its result
+    /// pending; wait for the oldest results once too many are pending.
+    async fn push(&mut self, stmt: Statement, params: Vec<RawValue>, what: String) -> Result<()> {
+        let client = self.client.clone();
+        let (xid, lsn) = (self.current_xid, self.current_final_lsn);
+        let mut fut: InFlight = Box::pin(async move {
+            client
+                .execute_raw(&stmt, params)
+                .await
+                .db(|| format!("applying {what} (source transaction {xid}, commit {lsn})"))
+        });
+        // tokio-postgres queues the request on its first poll: poll once here.
+        match std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+            Poll::Ready(result) => {
+                result?;
+            }
+            Poll::Pending => self.in_flight.push_back(fut),
+        }
+        self.batch_changes += 1;
+        while self.in_flight.len() > MAX_IN_FLIGHT {
+            if let Some(result) = self.in_flight.next().await {
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn drain(&mut self) -> Result<()> {
+        while let Some(result) = self.in_flight.next().await {
+            if let Err(e) = result {
+                // Let the rest finish (they fail with "transaction is aborted") before reporting.
+                while self.in_flight.next().await.is_some() {}
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which old-tuple columns identify the row, the tuple they come from, and whether the match
+/// is on every column (REPLICA IDENTITY FULL without a primary key).
+fn match_columns<'a>(rel: &RelState, kind: OldTupleKind, old: &'a Tuple) -> Result<(Vec<bool>, &'a Tuple, bool)> {
+    let n = rel.relation.columns.len();
+    Ok(match kind {
+        OldTupleKind::Key => (mask(n, &rel.key_idx), old, false),
+        OldTupleKind::Full if !rel.pk_idx.is_empty() => (mask(n, &rel.pk_idx), old, false),
+        OldTupleKind::Full => {
+            let cols = old
+                .0
+                .iter()
+                .zip(&rel.comparable)
+                .map(|(v, comparable)| *comparable && !matches!(v, TupleValue::Unchanged))
+                .collect();
+            (cols, old, true)
+        }
+    })
+}
+
+fn check_key_present(rel: &RelState, tuple: &Tuple, cols: &[bool], op: &str) -> Result<()> {
+    if !cols.iter().any(|b| *b) {
+        return Err(Error::Runtime(format!(
+            "cannot apply {op} to {}: the change carries no key columns (replica identity {:?}); give the source table a primary key or REPLICA IDENTITY FULL",
+            rel.table.target, rel.relation.replica_identity
+        )));
+    }
+    if tuple.0.len() != rel.relation.columns.len() {
+        return Err(Error::Runtime(format!(
+            "{op} on {} carries {} columns but its Relation message has {}",
+            rel.table.target,
+            tuple.0.len(),
+            rel.relation.columns.len()
+        )));
+    }
+    for (i, used) in cols.iter().enumerate() {
+        if *used && matches!(tuple.0[i], TupleValue::Unchanged) {
+            return Err(Error::Runtime(format!(
+                "cannot apply {op} to {}: key column {} arrived as an unchanged TOASTed value",
+                rel.table.target,
+                quote_ident(&rel.relation.columns[i].name)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn mask(n: usize, idx: &[usize]) -> Vec<bool> {
+    let mut m = vec![false; n];
+    for &i in idx {
+        if i < n {
+            m[i] = true;
+        }
+    }
+    m
+}
+
+fn present_names<'a>(relation: &'a Relation, cols: &[bool]) -> Vec<&'a str> {
+    relation.columns.iter().zip(cols).filter(|(_, p)| **p).map(|(c, _)| c.name.as_str()).collect()
+}
+
+fn values(tuple: &Tuple, cols: &[bool]) -> Vec<RawValue> {
+    tuple
+        .0
+        .iter()
+        .zip(cols)
+        .filter(|(_, p)| **p)
+        .map(|(v, _)| match v {
+            TupleValue::Null | TupleValue::Unchanged => RawValue::Null,
+            TupleValue::Binary(b) => RawValue::Binary(b.clone()),
+            TupleValue::Text(b) => RawValue::Text(b.clone()),
+        })
+        .collect()
+}
+
+/// pgoutput timestamps count microseconds from 2000-01-01.
+fn pg_time(micros: i64) -> SystemTime {
+    let epoch = UNIX_EPOCH + Duration::from_secs(946_684_800);
+    if micros >= 0 {
+        epoch + Duration::from_micros(micros as u64)
+    } else {
+        epoch - Duration::from_micros(micros.unsigned_abs())
+    }
+}
+
+/// `INSERT INTO t ("a", "b") VALUES ($1, $2)`
+pub fn insert_sql(table: &QualifiedName, cols: &[&str]) -> String {
+    let names: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
+    let params: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
+    format!("INSERT INTO {} ({}) VALUES ({})", table.quoted(), names.join(", "), params.join(", "))
+}
+
+fn where_clause(cols: &[&str], first_param: usize, full: bool) -> String {
+    let op = if full { "IS NOT DISTINCT FROM" } else { "=" };
+    cols.iter()
+        .enumerate()
+        .map(|(i, c)| format!("{} {op} ${}", quote_ident(c), first_param + i))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// `UPDATE t SET "a" = $1 WHERE "id" = $2`; with `full` (no key: match on every column),
+/// exactly one matching row is changed.
+pub fn update_sql(table: &QualifiedName, set: &[&str], key: &[&str], full: bool) -> String {
+    let sets: Vec<String> = set.iter().enumerate().map(|(i, c)| format!("{} = ${}", quote_ident(c), i + 1)).collect();
+    let cond = where_clause(key, set.len() + 1, full);
+    let t = table.quoted();
+    if full {
+        format!("UPDATE {t} SET {} WHERE ctid = (SELECT ctid FROM {t} WHERE {cond} LIMIT 1)", sets.join(", "))
+    } else {
+        format!("UPDATE {t} SET {} WHERE {cond}", sets.join(", "))
+    }
+}
+
+/// `DELETE FROM t WHERE "id" = $1`; with `full`, exactly one matching row is deleted.
+pub fn delete_sql(table: &QualifiedName, key: &[&str], full: bool) -> String {
+    let cond = where_clause(key, 1, full);
+    let t = table.quoted();
+    if full {
+        format!("DELETE FROM {t} WHERE ctid = (SELECT ctid FROM {t} WHERE {cond} LIMIT 1)")
+    } else {
+        format!("DELETE FROM {t} WHERE {cond}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_statements_with_quoted_identifiers() {
+        let t = QualifiedName::new("My S", "Weird \"T\"");
+        assert_eq!(insert_sql(&t, &["id", "v"]), "INSERT INTO \"My S\".\"Weird \"\"T\"\"\" (\"id\", \"v\") VALUES ($1, $2)");
+        assert_eq!(
+            update_sql(&t, &["v", "note"], &["id"], false),
+            "UPDATE \"My S\".\"Weird \"\"T\"\"\" SET \"v\" = $1, \"note\" = $2 WHERE \"id\" = $3"
+        );
+        assert_eq!(delete_sql(&t, &["a", "b"], false), "DELETE FROM \"My S\".\"Weird \"\"T\"\"\" WHERE \"a\" = $1 AND \"b\" = $2");
+        let p = QualifiedName::new("public", "log");
+        assert_eq!(
+            delete_sql(&p, &["a", "b"], true),
+            "DELETE FROM \"public\".\"log\" WHERE ctid = (SELECT ctid FROM \"public\".\"log\" WHERE \"a\" IS NOT DISTINCT FROM $1 AND \"b\" IS NOT DISTINCT FROM $2 LIMIT 1)"
+        );
+        assert_eq!(
+            update_sql(&p, &["a"], &["a"], true),
+            "UPDATE \"public\".\"log\" SET \"a\" = $1 WHERE ctid = (SELECT ctid FROM \"public\".\"log\" WHERE \"a\" IS NOT DISTINCT FROM $2 LIMIT 1)"
+        );
+    }
+
+    #[test]
+    fn pg_time_counts_from_2000() {
+        assert_eq!(pg_time(0).duration_since(UNIX_EPOCH).unwrap().as_secs(), 946_684_800);
+        assert_eq!(pg_time(1_500_000).duration_since(UNIX_EPOCH).unwrap().as_millis(), 946_684_801_500);
+    }
+
+    #[test]
+    fn unchanged_values_are_left_out_of_the_set_list() {
+        let tuple = Tuple(vec![TupleValue::Binary(bytes::Bytes::from_static(b"\0\0\0\x01")), TupleValue::Unchanged, TupleValue::Null]);
+        let cols: Vec<bool> = tuple.0.iter().map(|v| !matches!(v, TupleValue::Unchanged)).collect();
+        assert_eq!(cols, vec![true, false, true]);
+        assert_eq!(values(&tuple, &cols), vec![RawValue::Binary(bytes::Bytes::from_static(b"\0\0\0\x01")), RawValue::Null]);
+    }
+}

@@ -1,0 +1,160 @@
+//! The replication connection, behind a small module of our own so the transport can be
+//! swapped (see docs/architecture.md). Today it is `pgwire-replication` (pinned `=0.5.0`):
+//! it authenticates, answers keepalives on its own task while we are busy applying, forwards
+//! pgoutput payloads raw (we decode them in [`crate::pgoutput`]), and confirms to the server
+//! only the LSN we hand it through [`Stream::confirm`].
+
+use std::time::Duration;
+
+use pgwire_replication::{ReplicationClient, ReplicationConfig, ReplicationEvent};
+
+use crate::config::Endpoint;
+use crate::error::{Error, Result};
+use crate::Lsn;
+
+fn base_config(endpoint: &Endpoint, slot: &str, publication: &str) -> ReplicationConfig {
+    ReplicationConfig::new(
+        endpoint.host.clone(),
+        endpoint.user.clone(),
+        endpoint.password.clone().unwrap_or_default(),
+        endpoint.dbname.clone(),
+        slot,
+        publication,
+    )
+    .with_port(endpoint.port)
+    .with_application_name("pgvshift")
+    .with_binary(true)
+}
+
+fn repl_err(context: impl Into<String>) -> impl FnOnce(pgwire_replication::PgWireError) -> Error {
+    let context = context.into();
+    move |source| Error::Replication { context, source }
+}
+
+/// A slot just created with an exported snapshot. The snapshot stays importable only while
+/// this session is open and idle: keep it alive until every copy worker has imported it.
+pub struct SlotSnapshot {
+    session: ReplicationClient,
+    pub consistent_point: Lsn,
+    pub snapshot_name: String,
+}
+
+impl SlotSnapshot {
+    /// End the session (the slot stays; the snapshot is no longer needed).
+    pub async fn close(mut self) {
+        self.session.abort();
+    }
+}
+
+/// `CREATE_REPLICATION_SLOT <slot> LOGICAL pgoutput EXPORT_SNAPSHOT` on a replication
+/// connection. The slot name was validated as `[a-z0-9_]+` by the config (the protocol sends
+/// it unquoted).
+pub async fn create_slot_with_snapshot(endpoint: &Endpoint, slot: &str, publication: &str) -> Result<SlotSnapshot> {
+    let cfg = base_config(endpoint, slot, publication);
+    let mut session = ReplicationClient::connect_gated(cfg)
+        .await
+        .map_err(repl_err(format!("opening a replication connection to the source {}", endpoint.redacted_url)))?;
+    let rows = session
+        .simple_query(&format!("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput EXPORT_SNAPSHOT"))
+        .await
+        .map_err(repl_err(format!("creating replication slot {slot} on the source")))?;
+    let row = rows
+        .first()
+        .ok_or_else(|| Error::Runtime(format!("CREATE_REPLICATION_SLOT {slot} returned no row")))?;
+    let text = |i: usize| -> Result<String> {
+        row.get(i)
+            .and_then(|v| v.as_ref())
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .ok_or_else(|| Error::Runtime(format!("CREATE_REPLICATION_SLOT {slot}: column {i} missing")))
+    };
+    let consistent_point: Lsn = text(1)?.parse().map_err(|e| Error::Runtime(format!("{e}")))?;
+    let snapshot_name = text(2)?;
+    Ok(SlotSnapshot { session, consistent_point, snapshot_name })
+}
+
+/// One event from the stream, in the stream's order.
+#[derive(Debug)]
+pub enum Event {
+    Begin { final_lsn: Lsn, xid: u32, commit_time_micros: i64 },
+    /// A pgoutput message other than Begin/Commit (Relation, Type, Insert, ..., Origin).
+    Data(bytes::Bytes),
+    Commit { commit_lsn: Lsn, end_lsn: Lsn, commit_time_micros: i64 },
+    /// A logical decoding message (`pg_logical_emit_message`); not applied.
+    Message { transactional: bool, lsn: Lsn, prefix: String },
+    /// The server's WAL end: every transaction that committed before it has been sent.
+    KeepAlive { wal_end: Lsn },
+}
+
+/// A started logical replication stream (pgoutput, proto_version 1, binary values).
+pub struct Stream {
+    client: ReplicationClient,
+    slot: String,
+}
+
+impl Stream {
+    /// `START_REPLICATION SLOT <slot> LOGICAL <start>`; reports `start` as flushed until
+    /// [`Stream::confirm`] says more.
+    pub async fn start(endpoint: &Endpoint, slot: &str, publication: &str, start: Lsn, status_interval: Duration) -> Result<Stream> {
+        let cfg = base_config(endpoint, slot, publication)
+            .with_start_lsn(start.into())
+            .with_status_interval(status_interval)
+            .with_wakeup_interval(status_interval);
+        let mut client = ReplicationClient::connect(cfg)
+            .await
+            .map_err(repl_err(format!("opening a replication connection to the source {}", endpoint.redacted_url)))?;
+        client
+            .wait_started()
+            .await
+            .map_err(repl_err(format!("starting replication from slot {slot} at {start}")))?;
+        Ok(Stream { client, slot: slot.to_string() })
+    }
+
+    /// The next event; `None` when the stream ended after [`Stream::stop`].
+    pub async fn next(&mut self) -> Result<Option<Event>> {
+        loop {
+            let ev = self
+                .client
+                .recv()
+                .await
+                .map_err(repl_err(format!("reading from replication slot {}", self.slot)))?;
+            let Some(ev) = ev else { return Ok(None) };
+            return Ok(Some(match ev {
+                ReplicationEvent::Begin { final_lsn, xid, commit_time_micros } => {
+                    Event::Begin { final_lsn: final_lsn.into(), xid, commit_time_micros }
+                }
+                ReplicationEvent::XLogData { data, .. } => Event::Data(data),
+                ReplicationEvent::Commit { lsn, end_lsn, commit_time_micros } => {
+                    Event::Commit { commit_lsn: lsn.into(), end_lsn: end_lsn.into(), commit_time_micros }
+                }
+                ReplicationEvent::Message { transactional, lsn, prefix, .. } => {
+                    Event::Message { transactional, lsn: lsn.into(), prefix }
+                }
+                ReplicationEvent::KeepAlive { wal_end, .. } => Event::KeepAlive { wal_end: wal_end.into() },
+                ReplicationEvent::StoppedAt { .. } => continue,
+            }));
+        }
+    }
+
+    /// The target has durably committed everything up to `lsn`: the server may release it.
+    pub fn confirm(&self, lsn: Lsn) {
+        self.client.update_applied_lsn(lsn.into());
+    }
+
+    /// The last LSN actually reported to the server.
+    pub fn reported(&self) -> Lsn {
+        self.client.metrics().last_applied_lsn().into()
+    }
+
+    /// Wait (up to `timeout`) until `lsn` has been reported to the server, then end the stream.
+    pub async fn finish(mut self, lsn: Lsn, timeout: Duration) {
+        self.confirm(lsn);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.reported() < lsn && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if self.reported() < lsn {
+            tracing::warn!("the source had not acknowledged {lsn} when the stream stopped; the next run skips what was already applied");
+        }
+        let _ = self.client.shutdown().await;
+    }
+}

@@ -1,0 +1,341 @@
+//! `pgvshift run`: snapshot (if it has not completed), then stream until stopped.
+//!
+//! ```text
+//!   checks (read-only) ──> progress row on target?
+//!        none ────────────> snapshot
+//!        phase=snapshot ──> "previous snapshot did not complete": drop slot, empty tables -> snapshot
+//!        phase=streaming ─> stream from applied_lsn
+//!   snapshot: publication -> progress row (phase=snapshot) -> slot + exported snapshot
+//!             -> target tables -> COPY (binary) per table -> indexes -> phase=streaming
+//! ```
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_postgres::Client;
+
+use crate::apply::{ApplyStats, TargetTable};
+use crate::catalog::{self, CatalogError, Table};
+use crate::config::Config;
+use crate::copy::{self, CopyJob, CopyProgress};
+use crate::error::{DbContext, Error, Result};
+use crate::pg::{connect, Side};
+use crate::replication;
+use crate::schema;
+use crate::sql::{quote_ident, QualifiedName};
+use crate::state::{self, Phase};
+use crate::stream;
+use crate::Lsn;
+
+/// Shared counters a caller (the demo, tests) can watch.
+#[derive(Debug, Default)]
+pub struct RunStats {
+    pub copy: Arc<CopyProgress>,
+    pub apply: Arc<ApplyStats>,
+}
+
+/// Everything `plan` and `run` learn before changing anything.
+pub struct Inspection {
+    pub tables: Vec<(Table, QualifiedName)>,
+    pub problems: Vec<String>,
+    /// Per configured table: does the target table exist, and how many rows it has.
+    pub target_state: Vec<TargetTableState>,
+    pub slot_exists: bool,
+    pub publication_tables: Option<Vec<QualifiedName>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetTableState {
+    pub exists: bool,
+    pub has_rows: bool,
+    pub columns: HashSet<String>,
+}
+
+/// Read the source and target catalogs and list blocking problems; changes nothing.
+/// `ours` lists target tables this configuration already wrote (a snapshot being restarted).
+pub async fn inspect(config: &Config, source: &Client, target: &Client, ours: &HashSet<String>) -> Result<Inspection> {
+    catalog::prepare_session(source).await.db(|| "preparing the source session".into())?;
+    let mut problems = Vec::new();
+    let mut tables = Vec::new();
+    let mut target_state = Vec::new();
+    for t in &config.tables {
+        match catalog::describe_table(source, &t.source).await {
+            Ok(table) => {
+                problems.extend(table.blocking_problems());
+                let st = target_table_state(target, &t.target).await?;
+                if st.exists && st.has_rows && !ours.contains(&t.source.to_string()) {
+                    problems.push(format!(
+                        "target table {} already exists and is not empty: pgvshift never appends to existing data. Empty it (TRUNCATE {}) or choose another target name",
+                        t.target, t.target
+                    ));
+                }
+                if st.exists {
+                    for c in table.replicated_columns() {
+                        if !st.columns.contains(&c.name) {
+                            problems.push(format!(
+                                "target table {} exists but has no column {} ({} on the source): add it or drop the target table",
+                                t.target,
+                                quote_ident(&c.name),
+                                c.type_sql
+                            ));
+                        }
+                    }
+                }
+                target_state.push(st);
+                tables.push((table, t.target.clone()));
+            }
+            Err(CatalogError::NotFound(name)) => problems.push(format!(
+                "table {name} does not exist on the source {} (check [[tables]] source = ... in {})",
+                config.source.redacted_url,
+                config.path.display()
+            )),
+            Err(CatalogError::NotATable { name, relkind }) => {
+                problems.push(format!("{name} is not a plain table (relkind {relkind}); list plain tables only"))
+            }
+            Err(CatalogError::Query { table, source }) => {
+                return Err(Error::Db { context: format!("reading the catalog of {table}"), source })
+            }
+        }
+    }
+    let slot_exists = source
+        .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&config.replication.slot])
+        .await
+        .db(|| "reading pg_replication_slots on the source".into())?
+        .is_some();
+    let publication_tables = publication_tables(source, &config.replication.publication).await?;
+    Ok(Inspection { tables, problems, target_state, slot_exists, publication_tables })
+}
+
+async fn target_table_state(target: &Client, name: &QualifiedName) -> Result<TargetTableState> {
+    let cols = target
+        .query(
+            "SELECT a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&name.schema, &name.name],
+        )
+        .await
+        .db(|| format!("reading target table {name}"))?;
+    if cols.is_empty() {
+        return Ok(TargetTableState { exists: false, has_rows: false, columns: HashSet::new() });
+    }
+    let has_rows: bool = target
+        .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", name.quoted()), &[])
+        .await
+        .db(|| format!("reading target table {name}"))?
+        .get(0);
+    Ok(TargetTableState { exists: true, has_rows, columns: cols.iter().map(|r| r.get(0)).collect() })
+}
+
+async fn publication_tables(source: &Client, publication: &str) -> Result<Option<Vec<QualifiedName>>> {
+    let exists = source
+        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&publication])
+        .await
+        .db(|| "reading pg_publication on the source".into())?
+        .is_some();
+    if !exists {
+        return Ok(None);
+    }
+    let rows = source
+        .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1", &[&publication])
+        .await
+        .db(|| "reading pg_publication_tables on the source".into())?;
+    let mut names: Vec<QualifiedName> = rows.iter().map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1))).collect();
+    names.sort();
+    Ok(Some(names))
+}
+
+/// Run until `stop` becomes true: snapshot if needed, then stream.
+pub async fn run(config: &Config, stop: watch::Receiver<bool>, stats: Arc<RunStats>) -> Result<Lsn> {
+    let source = connect(&config.source, Side::Source).await?;
+    let target = connect(&config.target, Side::Target).await?;
+    let slot = &config.replication.slot;
+    let progress = state::load_progress(&target, slot).await.db(|| "reading pgvshift.progress on the target".into())?;
+
+    let restart = match &progress {
+        Some(p) if p.phase == Phase::Streaming => {
+            let recorded: HashSet<String> =
+                state::load_tables(&target, slot).await.db(|| "reading pgvshift.tables".into())?.into_iter().map(|t| t.source_table).collect();
+            let configured: HashSet<String> = config.tables.iter().map(|t| t.source.to_string()).collect();
+            if recorded != configured {
+                return Err(Error::Blocked(vec![format!(
+                    "the configured tables differ from the ones slot {slot} was started with ({}); adding or removing tables needs a new snapshot: run `pgvshift cleanup --config {}` then `pgvshift run`",
+                    recorded.into_iter().collect::<Vec<_>>().join(", "),
+                    config.path.display()
+                )]));
+            }
+            let inspection = inspect(config, &source, &target, &recorded).await?;
+            if !inspection.slot_exists {
+                return Err(Error::Runtime(format!(
+                    "replication slot {slot} no longer exists on the source, so changes since {} are lost to it: a fresh snapshot is required. Run `pgvshift cleanup --config {}`, empty the target tables, then `pgvshift run`",
+                    p.applied_lsn.unwrap_or_default(),
+                    config.path.display()
+                )));
+            }
+            let start = p.applied_lsn.unwrap_or_default();
+            tracing::info!(slot = %slot, applied = %start, "snapshot already complete: resuming the stream");
+            return stream::stream_changes(config, target_tables(&inspection, &target).await?, start, stop, stats.apply.clone()).await;
+        }
+        Some(_) => true,
+        None => false,
+    };
+
+    let ours: HashSet<String> = if restart {
+        state::load_tables(&target, slot).await.db(|| "reading pgvshift.tables".into())?.into_iter().map(|t| t.source_table).collect()
+    } else {
+        HashSet::new()
+    };
+    let inspection = inspect(config, &source, &target, &ours).await?;
+    let mut problems = inspection.problems.clone();
+    if inspection.slot_exists && !restart {
+        problems.push(format!(
+            "replication slot {slot} already exists on the source but this configuration has no progress for it on the target; if it is left over from an earlier pgvshift run, remove it with `pgvshift cleanup --config {}` (or SELECT pg_drop_replication_slot('{slot}') on the source)",
+            config.path.display()
+        ));
+    }
+    let wanted: Vec<QualifiedName> = {
+        let mut w: Vec<QualifiedName> = config.tables.iter().map(|t| t.source.clone()).collect();
+        w.sort();
+        w
+    };
+    let created_publication = match &inspection.publication_tables {
+        None => true,
+        Some(existing) if *existing == wanted => progress.as_ref().map(|p| p.created_publication).unwrap_or(false),
+        Some(existing) => {
+            problems.push(format!(
+                "publication {} exists on the source with other tables ({}) than the configuration lists ({}); drop it (DROP PUBLICATION {}) or name another publication in [replication]",
+                config.replication.publication,
+                existing.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
+                wanted.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
+                quote_ident(&config.replication.publication)
+            ));
+            false
+        }
+    };
+    if !problems.is_empty() {
+        return Err(Error::Blocked(problems));
+    }
+
+    // From here on, things change.
+    if restart {
+        let emptied = ours.len();
+        if inspection.slot_exists {
+            drop_slot(&source, slot).await?;
+        }
+        for (t, st) in inspection.tables.iter().zip(&inspection.target_state) {
+            if st.exists && ours.contains(&t.0.name.to_string()) {
+                target.batch_execute(&format!("TRUNCATE {}", t.1.quoted())).await.db(|| format!("emptying {}", t.1))?;
+            }
+        }
+        tracing::warn!(slot = %slot, emptied_tables = emptied, "the previous snapshot did not complete: starting it over (slot recreated, partially copied tables emptied)");
+    }
+    if inspection.publication_tables.is_none() {
+        let list: Vec<String> = config.tables.iter().map(|t| t.source.quoted()).collect();
+        source
+            .batch_execute(&format!("CREATE PUBLICATION {} FOR TABLE {}", quote_ident(&config.replication.publication), list.join(", ")))
+            .await
+            .db(|| format!("creating publication {} on the source", config.replication.publication))?;
+        tracing::info!(publication = %config.replication.publication, "created publication");
+    }
+    state::ensure_schema(&target).await.db(|| "creating the pgvshift schema on the target".into())?;
+    state::begin_snapshot(&target, slot, &config.replication.publication, created_publication)
+        .await
+        .db(|| "recording the snapshot start on the target".into())?;
+
+    let snap = replication::create_slot_with_snapshot(&config.source, slot, &config.replication.publication).await?;
+    tracing::info!(slot = %slot, consistent_point = %snap.consistent_point, snapshot = %snap.snapshot_name, "created slot with exported snapshot");
+    state::record_consistent_point(&target, slot, snap.consistent_point).await.db(|| "recording the consistent point".into())?;
+
+    // Target tables and their state rows, in one transaction.
+    let mut target = target;
+    {
+        let tx = target.transaction().await.db(|| "starting target DDL".into())?;
+        for ((table, tname), st) in inspection.tables.iter().zip(&inspection.target_state) {
+            if let Some(sql) = schema::create_schema_sql(tname) {
+                tx.batch_execute(&sql).await.db(|| format!("creating schema {}", quote_ident(&tname.schema)))?;
+            }
+            if !st.exists {
+                tx.batch_execute(&schema::create_table_sql(table, tname)).await.db(|| format!("creating target table {tname}"))?;
+            }
+            state::insert_table(&tx, slot, &table.name.to_string(), &tname.schema, &tname.name, !st.exists)
+                .await
+                .db(|| "recording table state".into())?;
+        }
+        tx.commit().await.db(|| "committing target DDL".into())?;
+    }
+
+    let jobs: Vec<CopyJob> = inspection.tables.iter().map(|(t, n)| CopyJob { source: t.clone(), target: n.clone() }).collect();
+    let started = std::time::Instant::now();
+    let copied = copy::copy_tables(config, &snap.snapshot_name, jobs, stats.copy.clone()).await?;
+    let consistent_point = snap.consistent_point;
+    snap.close().await;
+    let rows: u64 = copied.iter().map(|(_, r)| r).sum();
+    tracing::info!(tables = copied.len(), rows, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "snapshot copy complete");
+
+    for (table, tname) in &inspection.tables {
+        build_indexes(&target, table, tname).await?;
+        state::set_table_state(&target, slot, &table.name.to_string(), "indexed", None).await.db(|| "recording index state".into())?;
+    }
+    state::finish_snapshot(&target, slot, consistent_point).await.db(|| "recording the snapshot's completion".into())?;
+    let tables = target_tables(&inspection, &target).await?;
+    drop(source);
+    stream::stream_changes(config, tables, consistent_point, stop, stats.apply.clone()).await
+}
+
+async fn build_indexes(target: &Client, table: &Table, tname: &QualifiedName) -> Result<()> {
+    for index in table.secondary_indexes() {
+        let sql = schema::create_index_sql(index, &table.printed_name, tname).map_err(Error::Runtime)?;
+        let started = std::time::Instant::now();
+        target.batch_execute(&sql).await.db(|| format!("building index {} on {tname}", quote_ident(&index.name)))?;
+        tracing::info!(index = %index.name, table = %tname, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "built index");
+    }
+    Ok(())
+}
+
+async fn target_tables(inspection: &Inspection, target: &Client) -> Result<Vec<TargetTable>> {
+    let mut out = Vec::new();
+    for (table, tname) in &inspection.tables {
+        let st = target_table_state(target, tname).await?;
+        out.push(TargetTable {
+            source: table.name.clone(),
+            target: tname.clone(),
+            primary_key: table.primary_key.clone(),
+            target_columns: st.columns,
+        });
+    }
+    Ok(out)
+}
+
+/// Drop a replication slot, waiting (up to 30 s) for a previous session to release it.
+pub async fn drop_slot(source: &Client, slot: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = source
+            .query_opt("SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+            .await
+            .db(|| "reading pg_replication_slots".into())?;
+        let Some(row) = row else { return Ok(()) };
+        let active: bool = row.get(0);
+        if !active {
+            match source.execute("SELECT pg_drop_replication_slot($1)", &[&slot]).await {
+                Ok(_) => {
+                    tracing::info!(slot = %slot, "dropped replication slot");
+                    return Ok(());
+                }
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::debug!("dropping slot {slot}: {}; retrying", crate::pg::describe(&e));
+                }
+                Err(e) => return Err(Error::Db { context: format!("dropping replication slot {slot}"), source: e }),
+            }
+        } else if std::time::Instant::now() >= deadline {
+            let pid: Option<i32> = row.get(1);
+            return Err(Error::Runtime(format!(
+                "replication slot {slot} is in use by the source backend pid {}: stop the pgvshift process that streams from it first",
+                pid.unwrap_or_default()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,134 @@
+//! PURE: target DDL rendering from a source [`Table`] (no I/O, unit-tested).
+
+use crate::catalog::{Index, Table};
+use crate::sql::{quote_ident, QualifiedName};
+
+/// `CREATE TABLE IF NOT EXISTS` for the target: every column with its exact type (typmod
+/// included, so `vector(768)` stays `vector(768)`), NOT NULL, stored generated columns, and the
+/// primary key. Secondary indexes are built separately, after the copy.
+pub fn create_table_sql(table: &Table, target: &QualifiedName) -> String {
+    let mut items: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| {
+            let mut item = format!("{} {}", quote_ident(&c.name), c.type_sql);
+            if let Some(expr) = &c.generation_expr {
+                item.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"));
+            }
+            if c.not_null {
+                item.push_str(" NOT NULL");
+            }
+            item
+        })
+        .collect();
+    if !table.primary_key.is_empty() {
+        let cols: Vec<String> = table.primary_key.iter().map(|c| quote_ident(c)).collect();
+        items.push(format!("PRIMARY KEY ({})", cols.join(", ")));
+    }
+    format!("CREATE TABLE IF NOT EXISTS {} (\n    {}\n)", target.quoted(), items.join(",\n    "))
+}
+
+/// `CREATE SCHEMA IF NOT EXISTS` for a target schema other than `public`.
+pub fn create_schema_sql(target: &QualifiedName) -> Option<String> {
+    (target.schema != "public").then(|| format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&target.schema)))
+}
+
+/// Re-target a source index definition (`pg_get_indexdef`) at the target table, keeping the
+/// access method, opclasses, options and predicate verbatim:
+/// `CREATE INDEX i ON public.items USING hnsw (...) WITH (...)` ->
+/// `CREATE INDEX IF NOT EXISTS "i" ON "public"."items" USING hnsw (...) WITH (...)`.
+pub fn create_index_sql(index: &Index, source_printed_name: &str, target: &QualifiedName) -> Result<String, String> {
+    let def = &index.definition;
+    let unique = def.starts_with("CREATE UNIQUE INDEX ");
+    let using = [format!(" ON {source_printed_name} USING "), format!(" ON ONLY {source_printed_name} USING ")]
+        .iter()
+        .find_map(|needle| def.find(needle.as_str()).map(|at| at + needle.len() - " USING ".len()))
+        .ok_or_else(|| {
+            format!("cannot re-target index {} (definition `{def}` does not name {source_printed_name} as expected)", index.name)
+        })?;
+    Ok(format!(
+        "CREATE {}INDEX IF NOT EXISTS {} ON {}{}",
+        if unique { "UNIQUE " } else { "" },
+        quote_ident(&index.name),
+        target.quoted(),
+        &def[using..]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Column, ReplicaIdentity};
+
+    fn column(name: &str, type_sql: &str, not_null: bool) -> Column {
+        Column {
+            name: name.into(),
+            attnum: 1,
+            type_sql: type_sql.into(),
+            type_name: type_sql.into(),
+            type_schema: "pg_catalog".into(),
+            type_oid: 0,
+            type_modifier: -1,
+            not_null,
+            type_kind: 'b',
+            elem_kind: '\0',
+            elem_is_user_type: false,
+            generation_expr: None,
+        }
+    }
+
+    fn table() -> Table {
+        let mut gen = column("n", "integer", false);
+        gen.generation_expr = Some("(id * 2)".into());
+        Table {
+            name: QualifiedName::new("public", "items"),
+            relid: 1,
+            printed_name: "public.items".into(),
+            replica_identity: ReplicaIdentity::Default,
+            estimated_rows: 0,
+            total_bytes: 0,
+            columns: vec![column("id", "bigint", true), column("Emb \"x\"", "vector(768)", false), gen],
+            primary_key: vec!["id".into()],
+            indexes: vec![],
+        }
+    }
+
+    #[test]
+    fn renders_create_table_with_typmods_keys_and_generated_columns() {
+        let sql = create_table_sql(&table(), &QualifiedName::new("My S", "T"));
+        assert_eq!(
+            sql,
+            "CREATE TABLE IF NOT EXISTS \"My S\".\"T\" (\n    \"id\" bigint NOT NULL,\n    \"Emb \"\"x\"\"\" vector(768),\n    \"n\" integer GENERATED ALWAYS AS ((id * 2)) STORED,\n    PRIMARY KEY (\"id\")\n)"
+        );
+        assert_eq!(create_schema_sql(&QualifiedName::new("public", "t")), None);
+        assert_eq!(create_schema_sql(&QualifiedName::new("My S", "t")).unwrap(), "CREATE SCHEMA IF NOT EXISTS \"My S\"");
+    }
+
+    #[test]
+    fn retargets_index_definitions() {
+        let idx = |def: &str| Index {
+            name: "items_embedding_idx".into(),
+            is_primary: false,
+            is_unique: def.contains("UNIQUE"),
+            is_replica_identity: false,
+            is_valid: true,
+            definition: def.into(),
+            key_columns: vec![],
+        };
+        let target = QualifiedName::new("public", "items2");
+        let cases = [
+            (
+                "CREATE INDEX items_embedding_idx ON public.items USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')",
+                "CREATE INDEX IF NOT EXISTS \"items_embedding_idx\" ON \"public\".\"items2\" USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')",
+            ),
+            (
+                "CREATE UNIQUE INDEX items_embedding_idx ON public.items USING btree (lower(note)) WHERE (id > 5)",
+                "CREATE UNIQUE INDEX IF NOT EXISTS \"items_embedding_idx\" ON \"public\".\"items2\" USING btree (lower(note)) WHERE (id > 5)",
+            ),
+        ];
+        for (def, want) in cases {
+            assert_eq!(create_index_sql(&idx(def), "public.items", &target).unwrap(), want);
+        }
+        assert!(create_index_sql(&idx("CREATE INDEX x ON other.t USING btree (a)"), "public.items", &target).is_err());
+    }
+}
