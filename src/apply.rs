@@ -39,9 +39,37 @@ use crate::Lsn;
 /// How many statements may await their result at once.
 pub const MAX_IN_FLIGHT: usize = 512;
 
-/// Built-in types without an equality operator (cannot appear in a row-matching WHERE):
-/// json, xml, point, lseg, path, box, polygon, line, circle, and json[] / xml[].
-const NO_EQUALITY_TYPES: [Oid; 11] = [114, 142, 600, 601, 602, 603, 604, 628, 718, 199, 143];
+/// Built-in types without an equality operator: json, xml, point, lseg, path, box, polygon,
+/// line, circle, and json[] / xml[]. A row-matching WHERE compares them by their text form,
+/// the parameter cast to the named type first (`"j"::text IS NOT DISTINCT FROM $1::json::text`).
+const NO_EQUALITY_TYPES: [(Oid, &str); 11] = [
+    (114, "json"),
+    (142, "xml"),
+    (600, "point"),
+    (601, "lseg"),
+    (602, "path"),
+    (603, "box"),
+    (604, "polygon"),
+    (628, "line"),
+    (718, "circle"),
+    (199, "json[]"),
+    (143, "xml[]"),
+];
+
+/// Runs of at least this many consecutive inserts into one table go through one binary COPY.
+const COPY_MIN_ROWS: usize = 8;
+/// A run of inserts is sent once it holds this many rows or bytes (bounds memory).
+const COPY_MAX_ROWS: usize = 10_000;
+const COPY_MAX_BYTES: usize = 8 << 20;
+
+/// Consecutive inserts into one table, waiting to be sent as one `COPY ... (FORMAT binary)`:
+/// pgoutput's binary values are the types' send format, which is exactly COPY's field format.
+#[derive(Debug)]
+struct InsertRun {
+    relid: Oid,
+    rows: Vec<Tuple>,
+    bytes: usize,
+}
 
 /// A migrated table as the applier needs it.
 #[derive(Debug, Clone)]
@@ -73,7 +101,8 @@ struct RelState {
     key_idx: Vec<usize>,
     /// Positions of the primary key columns (empty without a primary key).
     pk_idx: Vec<usize>,
-    comparable: Vec<bool>,
+    /// Per column: `Some(type)` when it has no `=` and is matched by its text form.
+    text_match: Vec<Option<&'static str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,13 +114,16 @@ enum Op {
 
 type InFlight = Pin<Box<dyn Future<Output = Result<u64>> + Send>>;
 
+/// Prepared statements are cached per table, operation, column shape and match kind.
+type StatementKey = (Oid, Op, Vec<bool>, Vec<bool>, bool);
+
 /// Applies decoded changes to the target. See the module docs for its contract.
 pub struct Applier {
     client: Arc<Client>,
     slot: String,
     tables: HashMap<QualifiedName, Arc<TargetTable>>,
     relations: HashMap<Oid, RelState>,
-    statements: HashMap<(Oid, Op, Vec<bool>, Vec<bool>, bool), Statement>,
+    statements: HashMap<StatementKey, Statement>,
     advance: Statement,
     in_flight: FuturesOrdered<InFlight>,
     /// The stored applied LSN: transactions committing before it were applied already.
@@ -103,6 +135,7 @@ pub struct Applier {
     batch_changes: usize,
     batch_end: Option<(Lsn, SystemTime)>,
     warned_unmapped: HashSet<Oid>,
+    insert_run: Option<InsertRun>,
     pub stats: Arc<ApplyStats>,
 }
 
@@ -125,6 +158,7 @@ impl Applier {
             batch_changes: 0,
             batch_end: None,
             warned_unmapped: HashSet::new(),
+            insert_run: None,
             stats,
         })
     }
@@ -174,6 +208,7 @@ impl Applier {
         if !self.in_target_txn {
             return Ok(None);
         }
+        self.send_inserts().await?;
         self.drain().await?;
         let Some((end_lsn, commit_time)) = self.batch_end.take() else {
             // Only possible when a stop interrupts before the first Commit: nothing to keep.
@@ -202,6 +237,7 @@ impl Applier {
     /// Discard the open batch (on a stop in the middle of a transaction); the source sends
     /// it again on the next run because it was never confirmed.
     pub async fn abandon(&mut self) -> Result<()> {
+        self.insert_run = None;
         if self.in_target_txn {
             while self.in_flight.next().await.is_some() {}
             self.client.batch_execute("ROLLBACK").await.db(|| "rolling back an unfinished batch".into())?;
@@ -231,13 +267,20 @@ impl Applier {
     /// [`Applier::begin`] / [`Applier::commit`]).
     pub async fn handle(&mut self, msg: LogicalMessage) -> Result<()> {
         match msg {
-            LogicalMessage::Relation(rel) => self.relation(rel),
+            LogicalMessage::Relation(rel) => {
+                self.send_inserts().await?;
+                self.relation(rel)
+            }
             LogicalMessage::Type { .. } | LogicalMessage::Origin { .. } | LogicalMessage::Message { .. } => Ok(()),
             LogicalMessage::Begin { .. } | LogicalMessage::Commit { .. } => Err(Error::Runtime(
                 "Begin/Commit reached the applier as data: transport bug".into(),
             )),
             _ if self.skipping => Ok(()),
             LogicalMessage::Insert { relid, new } => self.insert(relid, new).await,
+            _ if self.insert_run.is_some() => {
+                self.send_inserts().await?;
+                Box::pin(self.handle(msg)).await
+            }
             LogicalMessage::Update { relid, old, new } => self.update(relid, old.map(|o| (o.kind, o.tuple)), new).await,
             LogicalMessage::Delete { relid, old } => self.delete(relid, old.kind, old.tuple).await,
             LogicalMessage::Truncate { restart_identity, relids, .. } => self.truncate(restart_identity, &relids).await,
@@ -273,8 +316,12 @@ impl Applier {
             .filter_map(|k| relation.columns.iter().position(|c| &c.name == k))
             .collect();
         let pk_idx = if pk_idx.len() == table.primary_key.len() { pk_idx } else { Vec::new() };
-        let comparable = relation.columns.iter().map(|c| !NO_EQUALITY_TYPES.contains(&c.type_oid)).collect();
-        self.relations.insert(relation.relid, RelState { table, relation, key_idx, pk_idx, comparable });
+        let text_match = relation
+            .columns
+            .iter()
+            .map(|c| NO_EQUALITY_TYPES.iter().find(|(oid, _)| *oid == c.type_oid).map(|(_, name)| *name))
+            .collect();
+        self.relations.insert(relation.relid, RelState { table, relation, key_idx, pk_idx, text_match });
         Ok(())
     }
 
@@ -292,6 +339,33 @@ impl Applier {
     }
 
     async fn insert(&mut self, relid: Oid, new: Tuple) -> Result<()> {
+        if self.rel(relid)?.is_none() {
+            return Ok(());
+        }
+        self.stats.inserts.fetch_add(1, Ordering::Relaxed);
+        if new.0.iter().any(|v| matches!(v, TupleValue::Text(_) | TupleValue::Unchanged)) {
+            // COPY binary needs binary values: send this one as a statement.
+            self.send_inserts().await?;
+            return self.insert_statement(relid, new).await;
+        }
+        if self.insert_run.as_ref().is_some_and(|r| r.relid != relid) {
+            self.send_inserts().await?;
+        }
+        let size: usize = new.0.iter().map(|v| match v {
+            TupleValue::Binary(b) => b.len() + 4,
+            _ => 4,
+        }).sum();
+        let run = self.insert_run.get_or_insert_with(|| InsertRun { relid, rows: Vec::new(), bytes: 0 });
+        run.rows.push(new);
+        run.bytes += size;
+        self.batch_changes += 1;
+        if run.rows.len() >= COPY_MAX_ROWS || run.bytes >= COPY_MAX_BYTES {
+            self.send_inserts().await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_statement(&mut self, relid: Oid, new: Tuple) -> Result<()> {
         let Some(rel) = self.rel(relid)? else { return Ok(()) };
         let cols: Vec<bool> = new.0.iter().map(|v| !matches!(v, TupleValue::Unchanged)).collect();
         let names: Vec<&str> = present_names(&rel.relation, &cols);
@@ -299,8 +373,34 @@ impl Applier {
         let params = values(&new, &cols);
         let what = format!("INSERT into {}", rel.table.target);
         let stmt = self.statement((relid, Op::Insert, cols, vec![], false), &sql).await?;
-        self.stats.inserts.fetch_add(1, Ordering::Relaxed);
         self.push(stmt, params, what).await
+    }
+
+    /// Send the pending run of inserts: a short run as pipelined INSERTs, a longer one as one
+    /// binary COPY (after the earlier statements' results, so a failure is reported where it
+    /// happened).
+    async fn send_inserts(&mut self) -> Result<()> {
+        let Some(run) = self.insert_run.take() else { return Ok(()) };
+        if run.rows.len() < COPY_MIN_ROWS {
+            for row in run.rows {
+                self.insert_statement(run.relid, row).await?;
+                self.batch_changes -= 1; // counted when buffered
+            }
+            return Ok(());
+        }
+        self.drain().await?;
+        let Some(rel) = self.rel(run.relid)? else { return Ok(()) };
+        let target = rel.table.target.clone();
+        let cols: Vec<String> = rel.relation.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let sql = format!("COPY {} ({}) FROM STDIN (FORMAT binary)", target.quoted(), cols.join(", "));
+        let n = run.rows.len();
+        let what = || format!("applying {n} inserts into {target} with COPY (source transaction {}, commit {})", self.current_xid, self.current_final_lsn);
+        let data = copy_binary(&run.rows, run.bytes);
+        let sink = self.client.copy_in::<_, bytes::Bytes>(&sql).await.db(what)?;
+        futures_util::pin_mut!(sink);
+        futures_util::SinkExt::send(&mut sink, data).await.db(what)?;
+        sink.finish().await.db(what)?;
+        Ok(())
     }
 
     async fn update(&mut self, relid: Oid, old: Option<(OldTupleKind, Tuple)>, new: Tuple) -> Result<()> {
@@ -316,7 +416,7 @@ impl Applier {
         let sql = update_sql(
             &rel.table.target,
             &present_names(&rel.relation, &set_cols),
-            &present_names(&rel.relation, &where_cols),
+            &match_names(rel, &where_cols, full),
             full,
         );
         let what = format!("UPDATE of {}", rel.table.target);
@@ -333,7 +433,7 @@ impl Applier {
         let (where_cols, _, full) = match_columns(rel, kind, &old)?;
         check_key_present(rel, &old, &where_cols, "DELETE")?;
         let params = values(&old, &where_cols);
-        let sql = delete_sql(&rel.table.target, &present_names(&rel.relation, &where_cols), full);
+        let sql = delete_sql(&rel.table.target, &match_names(rel, &where_cols, full), full);
         let what = format!("DELETE from {}", rel.table.target);
         let stmt = self.statement((relid, Op::Delete, vec![], where_cols, full), &sql).await?;
         self.stats.deletes.fetch_add(1, Ordering::Relaxed);
@@ -358,7 +458,7 @@ impl Applier {
         Ok(())
     }
 
-    async fn statement(&mut self, key: (Oid, Op, Vec<bool>, Vec<bool>, bool), sql: &str) -> Result<Statement> {
+    async fn statement(&mut self, key: StatementKey, sql: &str) -> Result<Statement> {
         if let Some(s) = self.statements.get(&key) {
             return Ok(s.clone());
         }
@@ -406,6 +506,30 @@ impl Applier {
     }
 }
 
+/// Encode rows as a complete `COPY ... (FORMAT binary)` stream: signature, flags, header
+/// extension length, then per row the field count and each field's length + bytes, then -1.
+fn copy_binary(rows: &[Tuple], size_hint: usize) -> bytes::Bytes {
+    use bytes::BufMut;
+    let mut buf = bytes::BytesMut::with_capacity(size_hint + rows.len() * 2 + 21);
+    buf.put_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.put_i32(0);
+    buf.put_i32(0);
+    for row in rows {
+        buf.put_i16(row.0.len() as i16);
+        for v in &row.0 {
+            match v {
+                TupleValue::Binary(b) => {
+                    buf.put_i32(b.len() as i32);
+                    buf.put_slice(b);
+                }
+                _ => buf.put_i32(-1),
+            }
+        }
+    }
+    buf.put_i16(-1);
+    buf.freeze()
+}
+
 /// Which old-tuple columns identify the row, the tuple they come from, and whether the match
 /// is on every column (REPLICA IDENTITY FULL without a primary key).
 fn match_columns<'a>(rel: &RelState, kind: OldTupleKind, old: &'a Tuple) -> Result<(Vec<bool>, &'a Tuple, bool)> {
@@ -414,12 +538,7 @@ fn match_columns<'a>(rel: &RelState, kind: OldTupleKind, old: &'a Tuple) -> Resu
         OldTupleKind::Key => (mask(n, &rel.key_idx), old, false),
         OldTupleKind::Full if !rel.pk_idx.is_empty() => (mask(n, &rel.pk_idx), old, false),
         OldTupleKind::Full => {
-            let cols = old
-                .0
-                .iter()
-                .zip(&rel.comparable)
-                .map(|(v, comparable)| *comparable && !matches!(v, TupleValue::Unchanged))
-                .collect();
+            let cols = old.0.iter().map(|v| !matches!(v, TupleValue::Unchanged)).collect();
             (cols, old, true)
         }
     })
@@ -462,6 +581,18 @@ fn mask(n: usize, idx: &[usize]) -> Vec<bool> {
     m
 }
 
+/// The matched columns' names, each with the type to compare it as text (full matches only).
+fn match_names<'a>(rel: &'a RelState, cols: &[bool], full: bool) -> Vec<(&'a str, Option<&'a str>)> {
+    rel.relation
+        .columns
+        .iter()
+        .zip(&rel.text_match)
+        .zip(cols)
+        .filter(|(_, p)| **p)
+        .map(|((c, text), _)| (c.name.as_str(), if full { *text } else { None }))
+        .collect()
+}
+
 fn present_names<'a>(relation: &'a Relation, cols: &[bool]) -> Vec<&'a str> {
     relation.columns.iter().zip(cols).filter(|(_, p)| **p).map(|(c, _)| c.name.as_str()).collect()
 }
@@ -497,18 +628,22 @@ pub fn insert_sql(table: &QualifiedName, cols: &[&str]) -> String {
     format!("INSERT INTO {} ({}) VALUES ({})", table.quoted(), names.join(", "), params.join(", "))
 }
 
-fn where_clause(cols: &[&str], first_param: usize, full: bool) -> String {
+/// `cols` lists each column with, for types without `=`, the type to compare its text form as.
+fn where_clause(cols: &[(&str, Option<&str>)], first_param: usize, full: bool) -> String {
     let op = if full { "IS NOT DISTINCT FROM" } else { "=" };
     cols.iter()
         .enumerate()
-        .map(|(i, c)| format!("{} {op} ${}", quote_ident(c), first_param + i))
+        .map(|(i, (c, text))| match text {
+            Some(ty) => format!("{}::text {op} ${}::{ty}::text", quote_ident(c), first_param + i),
+            None => format!("{} {op} ${}", quote_ident(c), first_param + i),
+        })
         .collect::<Vec<_>>()
         .join(" AND ")
 }
 
 /// `UPDATE t SET "a" = $1 WHERE "id" = $2`; with `full` (no key: match on every column),
 /// exactly one matching row is changed.
-pub fn update_sql(table: &QualifiedName, set: &[&str], key: &[&str], full: bool) -> String {
+pub fn update_sql(table: &QualifiedName, set: &[&str], key: &[(&str, Option<&str>)], full: bool) -> String {
     let sets: Vec<String> = set.iter().enumerate().map(|(i, c)| format!("{} = ${}", quote_ident(c), i + 1)).collect();
     let cond = where_clause(key, set.len() + 1, full);
     let t = table.quoted();
@@ -520,7 +655,7 @@ pub fn update_sql(table: &QualifiedName, set: &[&str], key: &[&str], full: bool)
 }
 
 /// `DELETE FROM t WHERE "id" = $1`; with `full`, exactly one matching row is deleted.
-pub fn delete_sql(table: &QualifiedName, key: &[&str], full: bool) -> String {
+pub fn delete_sql(table: &QualifiedName, key: &[(&str, Option<&str>)], full: bool) -> String {
     let cond = where_clause(key, 1, full);
     let t = table.quoted();
     if full {
@@ -539,17 +674,17 @@ mod tests {
         let t = QualifiedName::new("My S", "Weird \"T\"");
         assert_eq!(insert_sql(&t, &["id", "v"]), "INSERT INTO \"My S\".\"Weird \"\"T\"\"\" (\"id\", \"v\") VALUES ($1, $2)");
         assert_eq!(
-            update_sql(&t, &["v", "note"], &["id"], false),
+            update_sql(&t, &["v", "note"], &[("id", None)], false),
             "UPDATE \"My S\".\"Weird \"\"T\"\"\" SET \"v\" = $1, \"note\" = $2 WHERE \"id\" = $3"
         );
-        assert_eq!(delete_sql(&t, &["a", "b"], false), "DELETE FROM \"My S\".\"Weird \"\"T\"\"\" WHERE \"a\" = $1 AND \"b\" = $2");
+        assert_eq!(delete_sql(&t, &[("a", None), ("b", None)], false), "DELETE FROM \"My S\".\"Weird \"\"T\"\"\" WHERE \"a\" = $1 AND \"b\" = $2");
         let p = QualifiedName::new("public", "log");
         assert_eq!(
-            delete_sql(&p, &["a", "b"], true),
-            "DELETE FROM \"public\".\"log\" WHERE ctid = (SELECT ctid FROM \"public\".\"log\" WHERE \"a\" IS NOT DISTINCT FROM $1 AND \"b\" IS NOT DISTINCT FROM $2 LIMIT 1)"
+            delete_sql(&p, &[("a", None), ("b", Some("json"))], true),
+            "DELETE FROM \"public\".\"log\" WHERE ctid = (SELECT ctid FROM \"public\".\"log\" WHERE \"a\" IS NOT DISTINCT FROM $1 AND \"b\"::text IS NOT DISTINCT FROM $2::json::text LIMIT 1)"
         );
         assert_eq!(
-            update_sql(&p, &["a"], &["a"], true),
+            update_sql(&p, &["a"], &[("a", None)], true),
             "UPDATE \"public\".\"log\" SET \"a\" = $1 WHERE ctid = (SELECT ctid FROM \"public\".\"log\" WHERE \"a\" IS NOT DISTINCT FROM $2 LIMIT 1)"
         );
     }

@@ -2,6 +2,7 @@
 //! downtime. See docs/architecture.md for the flow and the invariants.
 
 pub mod apply;
+pub mod bench;
 pub mod catalog;
 pub mod commands;
 pub mod config;

@@ -49,14 +49,14 @@
 //!   used only if it is owned by the server user, not group/world-writable, carries the
 //!   completion marker and still has the recorded number of files (tmp cleaners); and if a
 //!   cluster copied from it fails to start, the template is discarded and the cluster falls
-//!   back to a fresh `initdb`. Set `PGVSHIFT_LOCALPG_TEMPLATE=0` to always run `initdb`.
+//!   back to a fresh `initdb`. The template (~39 MB) stays in `$TMPDIR` on purpose (until the
+//!   next reboot or tmp cleaning). Set `PGVSHIFT_LOCALPG_TEMPLATE=0` to always run `initdb`.
 //!   Measured start() (initdb path → template path): ~0.85 s → ~0.3 s on an idle machine,
-//!   ~1.5 s → ~0.9 s under load. [`shared_pair`] starts its two clusters in parallel.
+//!   ~1.5–1.9 s → ~1.0–1.5 s under load. [`shared_pair`] starts its two clusters in parallel.
 //!
 //! Everything here is blocking (`std::process`); call it directly in tests or via
-//! `tokio::task::spawn_blocking` from async code. [`LocalCluster::psql`] and
-//! [`LocalCluster::create_database`] are quick subprocess calls and may also be used directly
-//! from async tests.
+//! `tokio::task::spawn_blocking` from async code. For SQL from async code there are
+//! [`LocalCluster::psql_async`] and [`LocalCluster::create_database_async`].
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -187,8 +187,8 @@ impl Watchdog {
 }
 
 impl LocalCluster {
-    /// Creates a fresh temporary directory, runs `initdb`, picks a free port on 127.0.0.1,
-    /// starts the server and waits until it accepts TCP connections.
+    /// Creates a fresh temporary directory, runs `initdb` (or copies the template), picks a
+    /// free port on 127.0.0.1, starts the server and waits until it accepts TCP connections.
     pub fn start(opts: ClusterOptions) -> Result<LocalCluster> {
         Self::start_impl(opts, template_enabled())
     }
@@ -234,13 +234,18 @@ impl LocalCluster {
                 cluster = %name,
                 "cluster copied from template did not start, falling back to initdb: {e:#}"
             );
-            if let Ok(template) = template_dir() {
-                discard_template(&template);
+            let template = template_dir().ok();
+            if let Some(template) = &template {
+                discard_template(template);
             }
             let _ = cluster.pg_ctl_stop(Duration::from_secs(10));
             let _ = fs::remove_file(&cluster.log_file);
-            fs::remove_dir_all(&cluster.data_dir).with_context(|| format!("remove {}", cluster.data_dir.display()))?;
+            let data_dir = cluster.data_dir.clone();
+            fs::remove_dir_all(&data_dir).with_context(|| format!("remove {}", data_dir.display()))?;
             cluster.initdb()?;
+            if let Some(template) = &template {
+                let _ = cluster.publish_template(template);
+            }
             result = cluster.start_server(&opts.extra_settings);
         }
         result?;
@@ -454,11 +459,16 @@ impl LocalCluster {
         }
         self.stopped = true;
         let stop_result = self.pg_ctl_stop(Duration::from_secs(20));
-        let rm_result = match fs::remove_dir_all(&self.root) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(anyhow!(e).context(format!("remove {}", self.root.display())))
+        // Never pull the directory out from under a server that may still be running.
+        let rm_result = if stop_result.is_ok() {
+            match fs::remove_dir_all(&self.root) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(anyhow!(e).context(format!("remove {}", self.root.display())))
+                }
+                _ => Ok(()),
             }
-            _ => Ok(()),
+        } else {
+            Ok(())
         };
         let watchdog = self.watchdog.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         match (&stop_result, &rm_result) {
@@ -553,8 +563,10 @@ rm -rf -- "$1"
         };
         // Within one process, let the first cluster create the template and the others copy it.
         static TEMPLATE_LOCK: Mutex<()> = Mutex::new(());
-        let _guard = TEMPLATE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = TEMPLATE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         if template_is_valid(&template) {
+            // Published templates are never modified: copy without holding the lock.
+            drop(guard);
             let mut cp = Command::new("cp");
             cp.arg("-a")
                 .arg(template.join("data"))
@@ -1068,6 +1080,10 @@ fn release_port(port: u16) {
 
 /// Picks a port that is currently free on 127.0.0.1, preferably outside the ephemeral range.
 fn pick_port() -> Result<u16> {
+    #[cfg(test)]
+    if let Some(port) = tests::FORCED_PORT.with(|p| p.take()) {
+        return Ok(port);
+    }
     let mut reserved = reserved_ports().lock().unwrap_or_else(|e| e.into_inner());
     let (eph_low, _) = ephemeral_port_range();
     let low: u16 = 15000;
@@ -1245,6 +1261,30 @@ fn abbreviate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// Makes the next `pick_port` on this thread return this port (to test the retry).
+        pub(super) static FORCED_PORT: std::cell::Cell<Option<u16>> = const { std::cell::Cell::new(None) };
+    }
+
+    #[test]
+    fn start_retries_when_port_is_taken() {
+        let blocker = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let taken = blocker.local_addr().unwrap().port();
+        FORCED_PORT.with(|p| p.set(Some(taken)));
+        let cluster = LocalCluster::start(ClusterOptions::new("portrace")).expect("start");
+        assert_eq!(FORCED_PORT.with(|p| p.get()), None, "forced port was not used");
+        assert_ne!(cluster.port(), taken);
+        assert_eq!(cluster.psql("postgres", "SELECT 1").unwrap().trim(), "1");
+        assert!(
+            fs::read_to_string(cluster.log_file())
+                .unwrap()
+                .contains("Address already in use"),
+            "first attempt should have hit the taken port"
+        );
+        cluster.stop().unwrap();
+        drop(blocker);
+    }
 
     fn accepts_connections(port: u16) -> bool {
         TcpStream::connect_timeout(

@@ -59,6 +59,19 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Measure snapshot and streaming throughput against baselines run on the same throwaway
+    /// clusters (psql COPY binary pipe; native logical replication).
+    Bench {
+        /// Rows in the table (and inserts + updates in the streaming workload).
+        #[arg(long, default_value_t = 100_000)]
+        rows: u32,
+        /// Vector dimensions.
+        #[arg(long, default_value_t = 768)]
+        dims: u32,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start throwaway source and target clusters with demo data, migrate live, verify, clean up.
     Demo {
         /// Rows of demo data (768-dim vectors).
@@ -119,6 +132,14 @@ async fn dispatch(command: Command) -> Result<(), Error> {
             let config = load(&config)?;
             for action in pgvshift::commands::cleanup(&config, yes).await? {
                 println!("{action}");
+            }
+        }
+        Command::Bench { rows, dims, json } => {
+            let report = pgvshift::bench::bench(rows, dims).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+            } else {
+                print!("{}", report.render());
             }
         }
         Command::Demo { rows } => {

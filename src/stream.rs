@@ -55,6 +55,9 @@ pub async fn stream_changes(
     let mut stopping = *stop.borrow();
     let mut last_log = Instant::now();
     let mut batch_started = Instant::now();
+    // Where the time goes (logged at the end): waiting for the source vs. applying.
+    let mut waited = Duration::ZERO;
+    let started = Instant::now();
 
     loop {
         if stopping && !in_txn {
@@ -86,7 +89,12 @@ pub async fn stream_changes(
                     }
                     continue;
                 }
-                ev = stream.next() => ev?,
+                ev = async {
+                    let t = Instant::now();
+                    let ev = stream.next().await;
+                    waited += t.elapsed();
+                    ev
+                } => ev?,
             },
         };
         let Some(event) = event else {
@@ -144,6 +152,11 @@ pub async fn stream_changes(
     }
     let applied = applier.applied_lsn();
     stream.finish(applied, Duration::from_secs(5) + config.replication.status_interval).await;
-    tracing::info!(applied = %applied, "stopped; everything applied is committed on the target and confirmed to the source");
+    tracing::info!(
+        applied = %applied,
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        waiting_for_source_seconds = format!("{:.1}", waited.as_secs_f64()),
+        "stopped; everything applied is committed on the target and confirmed to the source"
+    );
     Ok(applied)
 }
