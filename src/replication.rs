@@ -95,18 +95,26 @@ impl Stream {
     /// `START_REPLICATION SLOT <slot> LOGICAL <start>`; reports `start` as flushed until
     /// [`Stream::confirm`] says more.
     pub async fn start(endpoint: &Endpoint, slot: &str, publication: &str, start: Lsn, status_interval: Duration) -> Result<Stream> {
-        let cfg = base_config(endpoint, slot, publication)
-            .with_start_lsn(start.into())
-            .with_status_interval(status_interval)
-            .with_wakeup_interval(status_interval);
-        let mut client = ReplicationClient::connect(cfg)
-            .await
-            .map_err(repl_err(format!("opening a replication connection to the source {}", endpoint.redacted_url)))?;
-        client
-            .wait_started()
-            .await
-            .map_err(repl_err(format!("starting replication from slot {slot} at {start}")))?;
-        Ok(Stream { client, slot: slot.to_string() })
+        // Right after a crash the previous session's walsender may still hold the slot for a
+        // moment (until it notices its client is gone): wait for it rather than fail.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let cfg = base_config(endpoint, slot, publication)
+                .with_start_lsn(start.into())
+                .with_status_interval(status_interval)
+                .with_wakeup_interval(status_interval);
+            let mut client = ReplicationClient::connect(cfg)
+                .await
+                .map_err(repl_err(format!("opening a replication connection to the source {}", endpoint.redacted_url)))?;
+            match client.wait_started().await {
+                Ok(()) => return Ok(Stream { client, slot: slot.to_string() }),
+                Err(e) if e.to_string().contains("is active for PID") && tokio::time::Instant::now() < deadline => {
+                    tracing::info!(slot = %slot, "the slot is still held by a previous session; waiting for it to end");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(repl_err(format!("starting replication from slot {slot} at {start}"))(e)),
+            }
+        }
     }
 
     /// The next event; `None` when the stream ended after [`Stream::stop`].

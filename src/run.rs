@@ -218,11 +218,39 @@ pub async fn run(config: &Config, stop: watch::Receiver<bool>, stats: Arc<RunSta
         return Err(Error::Blocked(problems));
     }
 
-    // From here on, things change.
+    // From here on, things change. A stop request during the snapshot ends it at once: the
+    // next run recognises the unfinished snapshot and starts it over.
+    let mut stop_wait = stop.clone();
+    let snapshot = snapshot(config, &source, target, &inspection, restart, &ours, created_publication, &stats);
+    let (consistent_point, tables) = tokio::select! {
+        r = snapshot => r?,
+        _ = stop_wait.wait_for(|s| *s) => {
+            tracing::warn!("stopped during the snapshot: the next run starts it over");
+            return Ok(Lsn::ZERO);
+        }
+    };
+    drop(source);
+    stream::stream_changes(config, tables, consistent_point, stop, stats.apply.clone()).await
+}
+
+/// Publication, progress row, slot + exported snapshot, target tables, copy, indexes.
+/// Returns the consistent point to stream from and the tables as the applier needs them.
+#[allow(clippy::too_many_arguments)]
+async fn snapshot(
+    config: &Config,
+    source: &Client,
+    target: Client,
+    inspection: &Inspection,
+    restart: bool,
+    ours: &HashSet<String>,
+    created_publication: bool,
+    stats: &RunStats,
+) -> Result<(Lsn, Vec<TargetTable>)> {
+    let slot = &config.replication.slot;
     if restart {
         let emptied = ours.len();
         if inspection.slot_exists {
-            drop_slot(&source, slot).await?;
+            drop_slot(source, slot).await?;
         }
         for (t, st) in inspection.tables.iter().zip(&inspection.target_state) {
             if st.exists && ours.contains(&t.0.name.to_string()) {
@@ -279,9 +307,8 @@ pub async fn run(config: &Config, stop: watch::Receiver<bool>, stats: Arc<RunSta
         state::set_table_state(&target, slot, &table.name.to_string(), "indexed", None).await.db(|| "recording index state".into())?;
     }
     state::finish_snapshot(&target, slot, consistent_point).await.db(|| "recording the snapshot's completion".into())?;
-    let tables = target_tables(&inspection, &target).await?;
-    drop(source);
-    stream::stream_changes(config, tables, consistent_point, stop, stats.apply.clone()).await
+    let tables = target_tables(inspection, &target).await?;
+    Ok((consistent_point, tables))
 }
 
 async fn build_indexes(target: &Client, table: &Table, tname: &QualifiedName) -> Result<()> {
