@@ -71,6 +71,45 @@ struct InsertRun {
     bytes: usize,
 }
 
+/// Consecutive updates of one table that keep the primary key and send the same columns,
+/// waiting to be applied together: COPY into a temp staging table, then one
+/// `UPDATE t SET .. FROM stage WHERE t.pk = stage.pk`. A run never holds the same key twice,
+/// so the result equals applying the updates one by one.
+#[derive(Debug)]
+struct UpdateRun {
+    relid: Oid,
+    set_cols: Vec<bool>,
+    rows: Vec<Tuple>,
+    keys: HashSet<Vec<bytes::Bytes>>,
+    bytes: usize,
+}
+
+/// Changes waiting to be sent as one set-based operation.
+#[derive(Debug)]
+enum Run {
+    Insert(InsertRun),
+    Update(UpdateRun),
+}
+
+impl Run {
+    fn full(&self) -> bool {
+        let (rows, bytes) = match self {
+            Run::Insert(r) => (r.rows.len(), r.bytes),
+            Run::Update(r) => (r.rows.len(), r.bytes),
+        };
+        rows >= COPY_MAX_ROWS || bytes >= COPY_MAX_BYTES
+    }
+}
+
+fn tuple_bytes(t: &Tuple) -> usize {
+    t.0.iter()
+        .map(|v| match v {
+            TupleValue::Binary(b) => b.len() + 4,
+            _ => 4,
+        })
+        .sum()
+}
+
 /// A migrated table as the applier needs it.
 #[derive(Debug, Clone)]
 pub struct TargetTable {
@@ -135,7 +174,9 @@ pub struct Applier {
     batch_changes: usize,
     batch_end: Option<(Lsn, SystemTime)>,
     warned_unmapped: HashSet<Oid>,
-    insert_run: Option<InsertRun>,
+    run: Option<Run>,
+    /// Staging tables created on this connection, by (relid, columns sent).
+    stages: HashMap<(Oid, Vec<bool>), String>,
     pub stats: Arc<ApplyStats>,
 }
 
@@ -158,7 +199,8 @@ impl Applier {
             batch_changes: 0,
             batch_end: None,
             warned_unmapped: HashSet::new(),
-            insert_run: None,
+            run: None,
+            stages: HashMap::new(),
             stats,
         })
     }
@@ -208,7 +250,7 @@ impl Applier {
         if !self.in_target_txn {
             return Ok(None);
         }
-        self.send_inserts().await?;
+        self.send_pending().await?;
         self.drain().await?;
         let Some((end_lsn, commit_time)) = self.batch_end.take() else {
             // Only possible when a stop interrupts before the first Commit: nothing to keep.
@@ -237,7 +279,8 @@ impl Applier {
     /// Discard the open batch (on a stop in the middle of a transaction); the source sends
     /// it again on the next run because it was never confirmed.
     pub async fn abandon(&mut self) -> Result<()> {
-        self.insert_run = None;
+        self.run = None;
+        self.stages.clear(); // created in a transaction that is rolled back
         if self.in_target_txn {
             while self.in_flight.next().await.is_some() {}
             self.client.batch_execute("ROLLBACK").await.db(|| "rolling back an unfinished batch".into())?;
@@ -268,7 +311,7 @@ impl Applier {
     pub async fn handle(&mut self, msg: LogicalMessage) -> Result<()> {
         match msg {
             LogicalMessage::Relation(rel) => {
-                self.send_inserts().await?;
+                self.send_pending().await?;
                 self.relation(rel)
             }
             LogicalMessage::Type { .. } | LogicalMessage::Origin { .. } | LogicalMessage::Message { .. } => Ok(()),
@@ -277,11 +320,11 @@ impl Applier {
             )),
             _ if self.skipping => Ok(()),
             LogicalMessage::Insert { relid, new } => self.insert(relid, new).await,
-            _ if self.insert_run.is_some() => {
-                self.send_inserts().await?;
+            LogicalMessage::Update { relid, old, new } => self.update(relid, old.map(|o| (o.kind, o.tuple)), new).await,
+            _ if self.run.is_some() => {
+                self.send_pending().await?;
                 Box::pin(self.handle(msg)).await
             }
-            LogicalMessage::Update { relid, old, new } => self.update(relid, old.map(|o| (o.kind, o.tuple)), new).await,
             LogicalMessage::Delete { relid, old } => self.delete(relid, old.kind, old.tuple).await,
             LogicalMessage::Truncate { restart_identity, relids, .. } => self.truncate(restart_identity, &relids).await,
         }
@@ -345,22 +388,20 @@ impl Applier {
         self.stats.inserts.fetch_add(1, Ordering::Relaxed);
         if new.0.iter().any(|v| matches!(v, TupleValue::Text(_) | TupleValue::Unchanged)) {
             // COPY binary needs binary values: send this one as a statement.
-            self.send_inserts().await?;
+            self.send_pending().await?;
             return self.insert_statement(relid, new).await;
         }
-        if self.insert_run.as_ref().is_some_and(|r| r.relid != relid) {
-            self.send_inserts().await?;
+        if !matches!(&self.run, Some(Run::Insert(r)) if r.relid == relid) {
+            self.send_pending().await?;
         }
-        let size: usize = new.0.iter().map(|v| match v {
-            TupleValue::Binary(b) => b.len() + 4,
-            _ => 4,
-        }).sum();
-        let run = self.insert_run.get_or_insert_with(|| InsertRun { relid, rows: Vec::new(), bytes: 0 });
-        run.rows.push(new);
-        run.bytes += size;
+        let size = tuple_bytes(&new);
+        if let Run::Insert(run) = self.run.get_or_insert_with(|| Run::Insert(InsertRun { relid, rows: Vec::new(), bytes: 0 })) {
+            run.rows.push(new);
+            run.bytes += size;
+        }
         self.batch_changes += 1;
-        if run.rows.len() >= COPY_MAX_ROWS || run.bytes >= COPY_MAX_BYTES {
-            self.send_inserts().await?;
+        if self.run.as_ref().is_some_and(Run::full) {
+            self.send_pending().await?;
         }
         Ok(())
     }
@@ -379,8 +420,15 @@ impl Applier {
     /// Send the pending run of inserts: a short run as pipelined INSERTs, a longer one as one
     /// binary COPY (after the earlier statements' results, so a failure is reported where it
     /// happened).
-    async fn send_inserts(&mut self) -> Result<()> {
-        let Some(run) = self.insert_run.take() else { return Ok(()) };
+    async fn send_pending(&mut self) -> Result<()> {
+        match self.run.take() {
+            None => Ok(()),
+            Some(Run::Insert(run)) => self.send_inserts(run).await,
+            Some(Run::Update(run)) => self.send_updates(run).await,
+        }
+    }
+
+    async fn send_inserts(&mut self, run: InsertRun) -> Result<()> {
         if run.rows.len() < COPY_MIN_ROWS {
             for row in run.rows {
                 self.insert_statement(run.relid, row).await?;
@@ -404,6 +452,109 @@ impl Applier {
     }
 
     async fn update(&mut self, relid: Oid, old: Option<(OldTupleKind, Tuple)>, new: Tuple) -> Result<()> {
+        let Some(rel) = self.rel(relid)? else { return Ok(()) };
+        let Some(key) = batchable_update_key(rel, old.as_ref(), &new) else {
+            self.send_pending().await?;
+            return self.update_statement(relid, old, new).await;
+        };
+        let set_cols: Vec<bool> = new.0.iter().map(|v| !matches!(v, TupleValue::Unchanged)).collect();
+        let joins = matches!(&self.run, Some(Run::Update(r)) if r.relid == relid && r.set_cols == set_cols && !r.keys.contains(&key));
+        if !joins {
+            self.send_pending().await?;
+        }
+        let size = tuple_bytes(&new);
+        let run = self.run.get_or_insert_with(|| {
+            Run::Update(UpdateRun { relid, set_cols, rows: Vec::new(), keys: HashSet::new(), bytes: 0 })
+        });
+        if let Run::Update(run) = run {
+            run.rows.push(new);
+            run.keys.insert(key);
+            run.bytes += size;
+        }
+        self.stats.updates.fetch_add(1, Ordering::Relaxed);
+        self.batch_changes += 1;
+        if self.run.as_ref().is_some_and(Run::full) {
+            self.send_pending().await?;
+        }
+        Ok(())
+    }
+
+    /// Apply a run of key-preserving updates: a short run row by row, a longer one through a
+    /// staging table (COPY binary in, one UPDATE ... FROM, TRUNCATE the stage).
+    async fn send_updates(&mut self, run: UpdateRun) -> Result<()> {
+        let Some(rel) = self.rel(run.relid)? else { return Ok(()) };
+        if run.rows.len() < COPY_MIN_ROWS {
+            let full = rel.relation.replica_identity == crate::pgoutput::ReplicaIdentity::Full;
+            for row in run.rows {
+                // The key did not change, so the new tuple identifies the row.
+                let old = full.then(|| (OldTupleKind::Full, row.clone()));
+                self.update_statement(run.relid, old, row).await?;
+                self.batch_changes -= 1; // counted when buffered
+                self.stats.updates.fetch_sub(1, Ordering::Relaxed);
+            }
+            return Ok(());
+        }
+        let target = rel.table.target.clone();
+        let names = present_names(&rel.relation, &run.set_cols);
+        let key_names: Vec<&str> = rel.pk_idx.iter().map(|&i| rel.relation.columns[i].name.as_str()).collect();
+        let cols: Vec<String> = names.iter().map(|c| quote_ident(c)).collect();
+        let sets: Vec<String> = names
+            .iter()
+            .filter(|c| !key_names.contains(c))
+            .map(|c| format!("{} = s.{}", quote_ident(c), quote_ident(c)))
+            .collect();
+        let cond: Vec<String> = key_names.iter().map(|k| format!("t.{} = s.{}", quote_ident(k), quote_ident(k))).collect();
+        let stage_key = (run.relid, run.set_cols.clone());
+        let stage = match self.stages.get(&stage_key) {
+            Some(name) => name.clone(),
+            None => {
+                let name = format!("pgvshift_stage_{}_{}", run.relid, self.stages.len());
+                self.drain().await?;
+                self.client
+                    .batch_execute(&format!(
+                        "CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {} FROM {} WITH NO DATA",
+                        quote_ident(&name),
+                        cols.join(", "),
+                        target.quoted()
+                    ))
+                    .await
+                    .db(|| format!("creating a staging table for updates of {target}"))?;
+                self.stages.insert(stage_key, name.clone());
+                name
+            }
+        };
+        let stage_q = format!("pg_temp.{}", quote_ident(&stage));
+        self.drain().await?;
+        let n = run.rows.len();
+        let (xid, lsn) = (self.current_xid, self.current_final_lsn);
+        let what = || format!("applying {n} updates of {target} through a staging table (source transaction {xid}, commit {lsn})");
+        let present: Vec<Tuple> = run
+            .rows
+            .iter()
+            .map(|t| Tuple(t.0.iter().filter(|v| !matches!(v, TupleValue::Unchanged)).cloned().collect()))
+            .collect();
+        let data = copy_binary(&present, run.bytes);
+        let sink = self
+            .client
+            .copy_in::<_, bytes::Bytes>(&format!("COPY {stage_q} ({}) FROM STDIN (FORMAT binary)", cols.join(", ")))
+            .await
+            .db(what)?;
+        futures_util::pin_mut!(sink);
+        futures_util::SinkExt::send(&mut sink, data).await.db(what)?;
+        sink.finish().await.db(what)?;
+        self.client
+            .batch_execute(&format!(
+                "UPDATE {} AS t SET {} FROM {stage_q} AS s WHERE {}; TRUNCATE {stage_q}",
+                target.quoted(),
+                sets.join(", "),
+                cond.join(" AND ")
+            ))
+            .await
+            .db(what)?;
+        Ok(())
+    }
+
+    async fn update_statement(&mut self, relid: Oid, old: Option<(OldTupleKind, Tuple)>, new: Tuple) -> Result<()> {
         let Some(rel) = self.rel(relid)? else { return Ok(()) };
         let set_cols: Vec<bool> = new.0.iter().map(|v| !matches!(v, TupleValue::Unchanged)).collect();
         let (where_cols, key_source, full) = match &old {
@@ -504,6 +655,39 @@ impl Applier {
         }
         Ok(())
     }
+}
+
+/// The primary key of an update that can join a staged run: the table has a primary key, the
+/// key did not change (no old tuple, or the old tuple's key equals the new one's), every value
+/// is binary (or unchanged TOAST, left out), and at least one non-key column is set.
+fn batchable_update_key(rel: &RelState, old: Option<&(OldTupleKind, Tuple)>, new: &Tuple) -> Option<Vec<bytes::Bytes>> {
+    if rel.pk_idx.is_empty() || new.0.len() != rel.relation.columns.len() {
+        return None;
+    }
+    if new.0.iter().any(|v| matches!(v, TupleValue::Text(_))) {
+        return None;
+    }
+    let key_of = |t: &Tuple| -> Option<Vec<bytes::Bytes>> {
+        rel.pk_idx
+            .iter()
+            .map(|&i| match t.0.get(i) {
+                Some(TupleValue::Binary(b)) => Some(b.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let key = key_of(new)?;
+    if let Some((_, old)) = old {
+        if key_of(old)? != key {
+            return None;
+        }
+    }
+    let sets_non_key = new
+        .0
+        .iter()
+        .enumerate()
+        .any(|(i, v)| !rel.pk_idx.contains(&i) && !matches!(v, TupleValue::Unchanged));
+    sets_non_key.then_some(key)
 }
 
 /// Encode rows as a complete `COPY ... (FORMAT binary)` stream: signature, flags, header
@@ -687,6 +871,21 @@ mod tests {
             update_sql(&p, &["a"], &[("a", None)], true),
             "UPDATE \"public\".\"log\" SET \"a\" = $1 WHERE ctid = (SELECT ctid FROM \"public\".\"log\" WHERE \"a\" IS NOT DISTINCT FROM $2 LIMIT 1)"
         );
+    }
+
+    #[test]
+    fn copy_binary_frames_rows_as_postgres_expects() {
+        let rows = vec![
+            Tuple(vec![TupleValue::Binary(bytes::Bytes::from_static(&[0, 0, 0, 7])), TupleValue::Null]),
+            Tuple(vec![TupleValue::Binary(bytes::Bytes::from_static(b"")), TupleValue::Binary(bytes::Bytes::from_static(b"ab"))]),
+        ];
+        let got = copy_binary(&rows, 0);
+        let mut want: Vec<u8> = b"PGCOPY\n\xff\r\n\0".to_vec();
+        want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // flags, header extension length
+        want.extend_from_slice(&[0, 2, 0, 0, 0, 4, 0, 0, 0, 7, 0xff, 0xff, 0xff, 0xff]); // 2 fields: int4 7, NULL
+        want.extend_from_slice(&[0, 2, 0, 0, 0, 0, 0, 0, 0, 2, b'a', b'b']); // empty value (not NULL), "ab"
+        want.extend_from_slice(&[0xff, 0xff]); // trailer
+        assert_eq!(&got[..], &want[..]);
     }
 
     #[test]
