@@ -613,7 +613,15 @@ impl Applier {
         if let Some(s) = self.statements.get(&key) {
             return Ok(s.clone());
         }
-        let stmt = self.client.prepare(sql).await.db(|| format!("preparing `{sql}` on the target"))?;
+        let stmt = match self.client.prepare(sql).await {
+            Ok(stmt) => stmt,
+            Err(e) => {
+                // A statement pipelined earlier may have failed and aborted the transaction, which
+                // makes this fail with "current transaction is aborted": report that one instead.
+                self.drain().await?;
+                return Err(Error::Db { context: format!("preparing `{sql}` on the target"), source: e });
+            }
+        };
         self.statements.insert(key, stmt.clone());
         Ok(stmt)
     }
