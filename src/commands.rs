@@ -141,11 +141,21 @@ pub async fn status(config: &Config) -> Result<Status> {
         (Some(a), Ok(c)) => Some(c.0.saturating_sub(a.0) as i64),
         _ => None,
     };
+    // The slot is held by a session only while streaming; during the snapshot (copy, then
+    // index builds) the run's tagged session on the target shows that it is under way.
+    let running: bool = target
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = $1)",
+            &[&state::run_application_name(slot)],
+        )
+        .await
+        .db(|| "reading pg_stat_activity on the target".into())?
+        .get(0);
     let phase = match &progress {
         None => "not_started",
-        Some(_) if !slot_active => "stopped",
-        Some(p) if p.phase == Phase::Snapshot => "snapshot",
-        Some(_) => "streaming",
+        Some(p) if p.phase == Phase::Snapshot && running => "snapshot",
+        Some(p) if p.phase == Phase::Streaming && slot_active => "streaming",
+        Some(_) => "stopped",
     };
     Ok(Status {
         phase: phase.to_string(),

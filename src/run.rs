@@ -152,6 +152,7 @@ pub async fn run(config: &Config, stop: watch::Receiver<bool>, stats: Arc<RunSta
     let source = connect(&config.source, Side::Source).await?;
     let target = connect(&config.target, Side::Target).await?;
     let slot = &config.replication.slot;
+    state::tag_session(&target, slot).await.db(|| "tagging the target session".into())?;
     let progress = state::load_progress(&target, slot).await.db(|| "reading pgvshift.progress on the target".into())?;
 
     let restart = match &progress {

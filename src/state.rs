@@ -49,6 +49,17 @@ pub struct TableState {
     pub created_table: bool,
 }
 
+/// The `application_name` of a run's sessions on the target: `status` looks for it to tell a
+/// running snapshot (no slot session yet) from a stopped one.
+pub fn run_application_name(slot: &str) -> String {
+    format!("pgvshift_run_{slot}")
+}
+
+/// Tag this target session as belonging to the run of `slot`.
+pub async fn tag_session(client: &Client, slot: &str) -> Result<(), tokio_postgres::Error> {
+    client.execute("SELECT set_config('application_name', $1, false)", &[&run_application_name(slot)]).await.map(|_| ())
+}
+
 pub async fn ensure_schema(client: &Client) -> Result<(), tokio_postgres::Error> {
     client.batch_execute(include_str!("sql/state_schema.sql")).await
 }

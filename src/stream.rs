@@ -37,6 +37,9 @@ pub async fn stream_changes(
     stats: Arc<ApplyStats>,
 ) -> Result<Lsn> {
     let target = connect(&config.target, Side::Target).await?;
+    crate::state::tag_session(&target, &config.replication.slot)
+        .await
+        .map_err(|source| Error::Db { context: "tagging the target session".into(), source })?;
     let mut applier = Applier::new(target, &config.replication.slot, tables, start, stats.clone()).await?;
     let mut stream = Stream::start(
         &config.source,
