@@ -9,6 +9,7 @@ pub mod config;
 pub mod copy;
 pub mod demo;
 pub mod error;
+pub mod indexdef;
 pub mod localpg;
 pub mod lsn;
 pub mod pg;
@@ -19,5 +20,6 @@ pub mod schema;
 pub mod sql;
 pub mod state;
 pub mod stream;
+pub mod translate;
 
 pub use lsn::Lsn;

@@ -1,0 +1,1 @@
+//! Index definition parsing and translation per target profile (being written).

@@ -1,0 +1,1 @@
+//! Value conversions between vector representations (being written).
