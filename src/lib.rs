@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod commands;
 pub mod config;
 pub mod copy;
+pub mod copyframe;
 pub mod demo;
 pub mod error;
 pub mod indexdef;
