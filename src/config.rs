@@ -10,7 +10,7 @@
 //! every error that mentions a URL carries its [`redact_url`] form, and TOML errors are
 //! rebuilt from the parser's message and position without echoing the offending source line.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::profile::Profile;
 use crate::sql::QualifiedName;
 
 /// Environment variable that replaces `source.url` from the file.
@@ -64,6 +65,7 @@ pub struct Config {
     pub target: Endpoint,
     pub replication: ReplicationSettings,
     pub snapshot: SnapshotSettings,
+    pub indexes: IndexSettings,
     pub tables: Vec<TableConfig>,
 }
 
@@ -138,6 +140,61 @@ pub struct TableConfig {
     pub source: QualifiedName,
     /// Defaults to `source`.
     pub target: QualifiedName,
+    /// The target engine for this table's vector columns (`profile = "..."`, default pgvector).
+    pub profile: Profile,
+    /// Per-column profile overrides (`column_profiles = { embedding = "halfvec" }`), by the
+    /// source column's exact name.
+    pub column_profiles: BTreeMap<String, Profile>,
+    /// Column renames, source name -> target name (`columns = { embedding = "vec" }`).
+    pub renames: BTreeMap<String, String>,
+    /// Source columns left out of the target (`exclude = ["secret"]`).
+    pub exclude: Vec<String>,
+    /// Lantern / halfvec: densify sparsevec columns instead of refusing them.
+    pub densify_sparse: bool,
+    /// AlloyDB: build ScaNN indexes instead of pgvector's (`index = "scann"`).
+    pub alloydb_scann: bool,
+    /// Print the translated index DDL (in `plan` and the log) without running it.
+    pub index_ddl_only: bool,
+}
+
+impl TableConfig {
+    /// A table moved as is: default profile, no renames or exclusions.
+    pub fn new(source: QualifiedName, target: QualifiedName) -> TableConfig {
+        TableConfig {
+            source,
+            target,
+            profile: Profile::default(),
+            column_profiles: BTreeMap::new(),
+            renames: BTreeMap::new(),
+            exclude: Vec::new(),
+            densify_sparse: false,
+            alloydb_scann: false,
+            index_ddl_only: false,
+        }
+    }
+
+    /// The profile that applies to a source column.
+    pub fn profile_for(&self, column: &str) -> Profile {
+        self.column_profiles.get(column).copied().unwrap_or(self.profile)
+    }
+
+    /// The target name of a source column (None when excluded).
+    pub fn target_column<'a>(&'a self, column: &'a str) -> Option<&'a str> {
+        if self.exclude.iter().any(|c| c == column) {
+            None
+        } else {
+            Some(self.renames.get(column).map_or(column, String::as_str))
+        }
+    }
+}
+
+/// How secondary and vector indexes are built on the target after the copy (`[indexes]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexSettings {
+    /// `SET maintenance_work_mem` for the builds, e.g. "1GB" (default: the server's).
+    pub maintenance_work_mem: Option<String>,
+    /// `SET max_parallel_maintenance_workers` for the builds (default: the server's).
+    pub max_parallel_maintenance_workers: Option<u32>,
 }
 
 /// Why the configuration could not be loaded. Every variant names the file; none contains a
@@ -227,8 +284,16 @@ struct RawConfig {
     target: Option<RawEndpoint>,
     replication: RawReplication,
     snapshot: Option<RawSnapshot>,
+    indexes: Option<RawIndexes>,
     #[serde(default)]
     tables: Vec<RawTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndexes {
+    maintenance_work_mem: Option<Spanned<String>>,
+    max_parallel_maintenance_workers: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -257,6 +322,13 @@ struct RawSnapshot {
 struct RawTable {
     source: Spanned<String>,
     target: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+    column_profiles: Option<Spanned<BTreeMap<String, String>>>,
+    columns: Option<Spanned<BTreeMap<String, String>>>,
+    exclude: Option<Spanned<Vec<String>>>,
+    densify_sparse: Option<bool>,
+    index: Option<Spanned<String>>,
+    index_ddl_only: Option<bool>,
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -339,6 +411,7 @@ impl Config {
 
         let replication = validate_replication(&ctx, raw.replication)?;
         let snapshot = validate_snapshot(&ctx, raw.snapshot)?;
+        let indexes = validate_indexes(&ctx, raw.indexes)?;
         let tables = validate_tables(&ctx, raw.tables)?;
         let source = endpoint_from(&ctx, "source", "source.url", SOURCE_URL_ENV, raw.source, env)?;
         let target = endpoint_from(&ctx, "target", "target.url", TARGET_URL_ENV, raw.target, env)?;
@@ -363,6 +436,7 @@ impl Config {
             target,
             replication,
             snapshot,
+            indexes,
             tables,
         })
     }
@@ -551,9 +625,115 @@ fn validate_tables(ctx: &Ctx<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>
             );
         }
         targets.insert(target.clone(), (n, ctx.pos(target_span).0));
-        tables.push(TableConfig { source, target });
+        let profile_of = |key: &str, v: &Spanned<String>| -> Result<Profile, ConfigError> {
+            Profile::parse(v.get_ref()).map_or_else(
+                || {
+                    ctx.invalid(
+                        key,
+                        v.span(),
+                        format!(
+                            "unknown profile {:?}: choose one of {}",
+                            v.get_ref(),
+                            Profile::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                },
+                Ok,
+            )
+        };
+        let profile = match &entry.profile {
+            Some(p) => profile_of(&format!("[[tables]] #{n} profile"), p)?,
+            None => Profile::default(),
+        };
+        let mut column_profiles = BTreeMap::new();
+        if let Some(cp) = &entry.column_profiles {
+            for (column, name) in cp.get_ref() {
+                let spanned = Spanned::new(cp.span(), name.clone());
+                column_profiles.insert(column.clone(), profile_of(&format!("[[tables]] #{n} column_profiles.{column}"), &spanned)?);
+            }
+        }
+        let renames = entry.columns.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
+        let mut seen = HashMap::new();
+        for (from, to) in &renames {
+            if to.is_empty() {
+                return ctx.invalid(format!("[[tables]] #{n} columns.{from}"), entry.columns.as_ref().expect("some").span(), "a column cannot be renamed to an empty name");
+            }
+            if let Some(other) = seen.insert(to.clone(), from.clone()) {
+                return ctx.invalid(
+                    format!("[[tables]] #{n} columns"),
+                    entry.columns.as_ref().expect("some").span(),
+                    format!("columns {other} and {from} are both renamed to {to}: target column names must be distinct"),
+                );
+            }
+        }
+        let exclude = entry.exclude.as_ref().map(|e| e.get_ref().clone()).unwrap_or_default();
+        if let Some(both) = exclude.iter().find(|c| renames.contains_key(*c)) {
+            return ctx.invalid(
+                format!("[[tables]] #{n} exclude"),
+                entry.exclude.as_ref().expect("some").span(),
+                format!("column {both} is both excluded and renamed: choose one"),
+            );
+        }
+        let alloydb_scann = match &entry.index {
+            None => false,
+            Some(v) => match (v.get_ref().as_str(), profile) {
+                ("scann", Profile::Alloydb) => true,
+                ("pgvector", _) => false,
+                ("scann", _) => {
+                    return ctx.invalid(
+                        format!("[[tables]] #{n} index"),
+                        v.span(),
+                        format!("index = \"scann\" needs profile = \"alloydb\" (this table's profile is {profile})"),
+                    )
+                }
+                (other, _) => {
+                    return ctx.invalid(
+                        format!("[[tables]] #{n} index"),
+                        v.span(),
+                        format!("unknown index kind {other:?}: use \"pgvector\" (default) or \"scann\" (AlloyDB)"),
+                    )
+                }
+            },
+        };
+        tables.push(TableConfig {
+            source,
+            target,
+            profile,
+            column_profiles,
+            renames,
+            exclude,
+            densify_sparse: entry.densify_sparse.unwrap_or(false),
+            alloydb_scann,
+            index_ddl_only: entry.index_ddl_only.unwrap_or(false),
+        });
     }
     Ok(tables)
+}
+
+fn validate_indexes(ctx: &Ctx<'_>, raw: Option<RawIndexes>) -> Result<IndexSettings, ConfigError> {
+    let Some(raw) = raw else { return Ok(IndexSettings::default()) };
+    let mut settings = IndexSettings::default();
+    if let Some(m) = raw.maintenance_work_mem {
+        let v = m.get_ref().trim();
+        let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim_end();
+        let unit = v[digits.len()..].trim();
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || !["", "kB", "MB", "GB", "TB"].contains(&unit) {
+            return ctx.invalid(
+                "indexes.maintenance_work_mem",
+                m.span(),
+                format!("{v:?} is not a memory size: write e.g. \"512MB\" or \"2GB\" (units kB, MB, GB, TB)"),
+            );
+        }
+        settings.maintenance_work_mem = Some(v.to_string());
+    }
+    if let Some(w) = raw.max_parallel_maintenance_workers {
+        let v = *w.get_ref();
+        if !(0..=1024).contains(&v) {
+            return ctx.invalid("indexes.max_parallel_maintenance_workers", w.span(), format!("{v} is out of range 0..=1024"));
+        }
+        settings.max_parallel_maintenance_workers = Some(v as u32);
+    }
+    Ok(settings)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1268,6 +1448,42 @@ source = "public.items"
     }
 
     #[test]
+    fn profiles_renames_excludes_and_index_settings() {
+        let text = config_text(
+            "postgresql://u@s/db",
+            "postgresql://u@t/db",
+            "[indexes]\nmaintenance_work_mem = \"2GB\"\nmax_parallel_maintenance_workers = 3",
+        ) + "profile = \"alloydb\"\nindex = \"scann\"\ncolumn_profiles = { small = \"halfvec\" }\ncolumns = { embedding = \"vec\" }\nexclude = [\"secret\"]\nindex_ddl_only = true\n";
+        let c = parse(&text, &no_env).unwrap();
+        let t = &c.tables[0];
+        assert_eq!(t.profile, Profile::Alloydb);
+        assert!(t.alloydb_scann && t.index_ddl_only && !t.densify_sparse);
+        assert_eq!(t.profile_for("small"), Profile::Halfvec);
+        assert_eq!(t.profile_for("embedding"), Profile::Alloydb);
+        assert_eq!(t.target_column("embedding"), Some("vec"));
+        assert_eq!(t.target_column("secret"), None);
+        assert_eq!(t.target_column("other"), Some("other"));
+        assert_eq!(c.indexes.maintenance_work_mem.as_deref(), Some("2GB"));
+        assert_eq!(c.indexes.max_parallel_maintenance_workers, Some(3));
+
+        let cases = [
+            ("profile = \"pgvectors\"\n", "unknown profile \"pgvectors\": choose one of pgvector, halfvec, lantern, pgvecto_rs, vectorchord, alloydb"),
+            ("index = \"scann\"\n", "index = \"scann\" needs profile = \"alloydb\""),
+            ("columns = { a = \"x\", b = \"x\" }\n", "are both renamed to x"),
+            ("columns = { a = \"x\" }\nexclude = [\"a\"]\n", "both excluded and renamed"),
+            ("column_profiles = { a = \"nope\" }\n", "unknown profile \"nope\""),
+        ];
+        for (extra, want) in cases {
+            let text = config_text("postgresql://u@s/db", "postgresql://u@t/db", "") + extra;
+            let err = parse_err(&text).to_string();
+            assert!(err.contains(want), "{extra}: {err}");
+            assert!(err.contains("/etc/pgvshift.toml"), "{err}");
+        }
+        let text = config_text("postgresql://u@s/db", "postgresql://u@t/db", "[indexes]\nmaintenance_work_mem = \"lots\"");
+        assert!(parse_err(&text).to_string().contains("not a memory size"));
+    }
+
+    #[test]
     fn example_file_parses() {
         let config = Config::parse_str(
             include_str!("../config.example.toml"),
@@ -1296,10 +1512,7 @@ source = "public.items"
         assert_eq!(c.snapshot.workers, 2);
         assert_eq!(
             c.tables,
-            vec![TableConfig {
-                source: QualifiedName::new("public", "items"),
-                target: QualifiedName::new("public", "items")
-            }]
+            vec![TableConfig::new(QualifiedName::new("public", "items"), QualifiedName::new("public", "items"))]
         );
         assert_eq!(
             (c.source.host.as_str(), c.source.port, c.source.user.as_str()),

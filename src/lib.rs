@@ -15,6 +15,7 @@ pub mod localpg;
 pub mod lsn;
 pub mod pg;
 pub mod pgoutput;
+pub mod profile;
 pub mod replication;
 pub mod run;
 pub mod schema;
