@@ -12,6 +12,7 @@ pub mod demo;
 pub mod error;
 pub mod indexdef;
 pub mod localpg;
+pub mod mapping;
 pub mod lsn;
 pub mod pg;
 pub mod pgoutput;

@@ -1,0 +1,333 @@
+//! PURE: how one source table maps onto its target under its profile: each column's target
+//! name, type and value conversion, and what blocks the mapping. Used by `plan` (to show it),
+//! the target DDL, the snapshot transcoder and the applier (to convert streamed values).
+//!
+//! | source column | pgvector / vectorchord / alloydb | halfvec | lantern | pgvecto_rs |
+//! |---|---|---|---|---|
+//! | `vector(n)` | same, bytes pass through | `halfvec(n)`, f32 -> f16 (RNE, out of range is an error) | `real[]` | `vectors.vector(n)` |
+//! | `halfvec(n)` | same | same | `real[]` (exact) | `vectors.vecf16(n)` |
+//! | `sparsevec(n)` | same | same | refused, or `real[]` with `densify_sparse` | `vectors.svector(n)` |
+//! | `bit(n)` | same | same | `integer[]` (32 bits a word) | `vectors.bvector(n)` |
+//! | anything else | same type, bytes pass through |||
+
+use crate::catalog::{Column, Table};
+use crate::config::TableConfig;
+use crate::profile::Profile;
+use crate::sql::{display_ident, QualifiedName};
+use crate::translate::Conversion;
+
+/// What kind of vector a column holds (by type *name*: pgvector's OIDs differ per database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum VectorKind {
+    Vector,
+    Halfvec,
+    Sparsevec,
+    Bit,
+    /// Not a vector type.
+    None,
+}
+
+impl VectorKind {
+    pub fn of(column: &Column) -> VectorKind {
+        match column.type_name.as_str() {
+            "vector" => VectorKind::Vector,
+            "halfvec" => VectorKind::Halfvec,
+            "sparsevec" => VectorKind::Sparsevec,
+            "bit" | "varbit" => VectorKind::Bit,
+            _ => VectorKind::None,
+        }
+    }
+}
+
+/// One column on the target.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ColumnMap {
+    pub source: String,
+    pub target: String,
+    pub source_type: String,
+    pub target_type: String,
+    pub conversion: Conversion,
+    /// How values get there, for `plan` ("binary passthrough", "f32 -> f16, round to nearest even").
+    pub how: String,
+    pub kind: VectorKind,
+    /// Dimensions from the typmod (vector types only).
+    pub dims: Option<u32>,
+    pub profile: Profile,
+    pub not_null: bool,
+    /// Stored generated column: the target computes it; never copied or streamed.
+    pub generation_expr: Option<String>,
+}
+
+impl ColumnMap {
+    pub fn is_generated(&self) -> bool {
+        self.generation_expr.is_some()
+    }
+}
+
+/// One table on the target.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableMap {
+    pub source: QualifiedName,
+    pub target: QualifiedName,
+    pub profile: Profile,
+    /// Target columns, in source order (excluded columns are absent).
+    pub columns: Vec<ColumnMap>,
+    /// The primary key by target column names.
+    pub primary_key: Vec<String>,
+    pub excluded: Vec<String>,
+    /// Problems that block this table, each naming the column and the fix.
+    pub problems: Vec<String>,
+}
+
+impl TableMap {
+    /// Columns whose values are copied and streamed (not generated).
+    pub fn replicated(&self) -> impl Iterator<Item = &ColumnMap> {
+        self.columns.iter().filter(|c| !c.is_generated())
+    }
+
+    /// Whether any value needs converting (otherwise the snapshot passes bytes straight through).
+    pub fn converts(&self) -> bool {
+        self.replicated().any(|c| c.conversion != Conversion::Passthrough)
+    }
+
+    pub fn column_by_source(&self, source: &str) -> Option<&ColumnMap> {
+        self.columns.iter().find(|c| c.source == source)
+    }
+}
+
+/// Map a source table under its configuration.
+pub fn map_table(table: &Table, tc: &TableConfig) -> TableMap {
+    let mut problems = Vec::new();
+    let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let unknown = |key: &str, col: &str| {
+        format!(
+            "table {}: {key} names column {} which the source table does not have (its columns: {})",
+            table.name,
+            display_ident(col),
+            names.iter().map(|n| display_ident(n)).collect::<Vec<_>>().join(", ")
+        )
+    };
+    for c in tc.renames.keys() {
+        if !names.contains(&c.as_str()) {
+            problems.push(unknown("columns", c));
+        }
+    }
+    for c in &tc.exclude {
+        if !names.contains(&c.as_str()) {
+            problems.push(unknown("exclude", c));
+        }
+        if table.primary_key.contains(c) {
+            problems.push(format!(
+                "table {}: column {} is part of the primary key and cannot be excluded",
+                table.name,
+                display_ident(c)
+            ));
+        }
+    }
+    for c in tc.column_profiles.keys() {
+        if !names.contains(&c.as_str()) {
+            problems.push(unknown("column_profiles", c));
+        }
+    }
+    let mut columns = Vec::new();
+    for column in &table.columns {
+        let Some(target) = tc.target_column(&column.name) else { continue };
+        let profile = tc.profile_for(&column.name);
+        let kind = VectorKind::of(column);
+        let dims = (kind != VectorKind::None && column.type_modifier > 0).then_some(column.type_modifier as u32);
+        match target_type(profile, kind, column, dims, tc.densify_sparse) {
+            Ok((target_type, conversion, how)) => columns.push(ColumnMap {
+                source: column.name.clone(),
+                target: target.to_string(),
+                source_type: column.type_sql.clone(),
+                target_type,
+                conversion,
+                how,
+                kind,
+                dims,
+                profile,
+                not_null: column.not_null,
+                generation_expr: column.generation_expr.clone(),
+            }),
+            Err(problem) => problems.push(format!("table {}, column {}: {problem}", table.name, display_ident(&column.name))),
+        }
+    }
+    let primary_key = table
+        .primary_key
+        .iter()
+        .map(|k| tc.target_column(k).unwrap_or(k).to_string())
+        .collect();
+    TableMap {
+        source: table.name.clone(),
+        target: tc.target.clone(),
+        profile: tc.profile,
+        columns,
+        primary_key,
+        excluded: tc.exclude.clone(),
+        problems,
+    }
+}
+
+fn target_type(
+    profile: Profile,
+    kind: VectorKind,
+    column: &Column,
+    dims: Option<u32>,
+    densify: bool,
+) -> Result<(String, Conversion, String), String> {
+    let same = || Ok((column.type_sql.clone(), Conversion::Passthrough, "binary passthrough".to_string()));
+    let n = dims.map(|d| format!("({d})")).unwrap_or_default();
+    if column.generation_expr.is_some() && kind != VectorKind::None && !matches!(profile, Profile::Pgvector | Profile::Vectorchord | Profile::Alloydb) {
+        return Err(format!("a generated {} column cannot change type under profile {profile}: exclude it or keep profile pgvector for it", column.type_sql));
+    }
+    match (profile, kind) {
+        (_, VectorKind::None) => same(),
+        (Profile::Pgvector | Profile::Vectorchord | Profile::Alloydb, _) => same(),
+        (Profile::Halfvec, VectorKind::Vector) => {
+            Ok((format!("halfvec{n}"), Conversion::VectorToHalfvec, "f32 -> f16, round to nearest even; |x| > 65504 is an error".into()))
+        }
+        (Profile::Halfvec, _) => same(),
+        (Profile::Lantern, VectorKind::Vector) => {
+            Ok(("real[]".into(), Conversion::VectorToRealArray, "vector -> real[] (exact, binary array)".into()))
+        }
+        (Profile::Lantern, VectorKind::Halfvec) => {
+            Ok(("real[]".into(), Conversion::HalfvecToRealArray, "f16 -> f32 (exact widening), binary array".into()))
+        }
+        (Profile::Lantern, VectorKind::Bit) => Ok((
+            "integer[]".into(),
+            Conversion::BitToIntArray,
+            "bits packed 32 to an integer, first bit in the high bit (for dist_hamming_ops)".into(),
+        )),
+        (Profile::Lantern, VectorKind::Sparsevec) if densify => Ok((
+            "real[]".into(),
+            Conversion::SparsevecToRealArray,
+            format!("densified to {} floats (densify_sparse = true)", dims.unwrap_or(0)),
+        )),
+        (Profile::Lantern, VectorKind::Sparsevec) => Err(
+            "Lantern has no sparse vector type. Set densify_sparse = true on the table to store it as real[] (every dimension stored), or keep it with column_profiles = { <column> = \"pgvector\" } if pgvector is installed on the target".into(),
+        ),
+        (Profile::PgvectoRs, _) => Err(format!(
+            "profile pgvecto_rs would store it as {} (see plan's index DDL), but moving values into PGVecto.rs is not implemented yet; use profile pgvector and convert on the target, or wait for a later release",
+            match kind {
+                VectorKind::Vector => format!("vectors.vector{n}"),
+                VectorKind::Halfvec => format!("vectors.vecf16{n}"),
+                VectorKind::Sparsevec => format!("vectors.svector{n}"),
+                _ => format!("vectors.bvector{n}"),
+            }
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ReplicaIdentity;
+
+    fn col(name: &str, type_name: &str, typmod: i32) -> Column {
+        Column {
+            name: name.into(),
+            attnum: 1,
+            type_sql: if typmod > 0 { format!("{type_name}({typmod})") } else { type_name.into() },
+            type_name: type_name.into(),
+            type_schema: "public".into(),
+            type_oid: 0,
+            type_modifier: typmod,
+            not_null: false,
+            type_kind: 'b',
+            elem_kind: '\0',
+            elem_is_user_type: false,
+            generation_expr: None,
+        }
+    }
+
+    fn table() -> Table {
+        Table {
+            name: QualifiedName::new("public", "items"),
+            relid: 1,
+            printed_name: "public.items".into(),
+            replica_identity: ReplicaIdentity::Default,
+            estimated_rows: 0,
+            total_bytes: 0,
+            columns: vec![
+                col("id", "int8", -1),
+                col("embedding", "vector", 768),
+                col("h", "halfvec", 3),
+                col("s", "sparsevec", 5),
+                col("b", "bit", 40),
+                col("note", "text", -1),
+            ],
+            primary_key: vec!["id".into()],
+            indexes: vec![],
+        }
+    }
+
+    fn config(profile: Profile) -> TableConfig {
+        let mut tc = TableConfig::new(QualifiedName::new("public", "items"), QualifiedName::new("new", "items"));
+        tc.profile = profile;
+        tc
+    }
+
+    fn types(m: &TableMap) -> Vec<(String, String, Conversion)> {
+        m.columns.iter().map(|c| (c.target.clone(), c.target_type.clone(), c.conversion)).collect()
+    }
+
+    #[test]
+    fn maps_each_profile() {
+        let t = table();
+        let m = map_table(&t, &config(Profile::Pgvector));
+        assert!(m.problems.is_empty());
+        assert!(!m.converts());
+        assert_eq!(m.columns[1].target_type, "vector(768)");
+
+        let m = map_table(&t, &config(Profile::Halfvec));
+        assert_eq!(types(&m)[1], ("embedding".into(), "halfvec(768)".into(), Conversion::VectorToHalfvec));
+        assert_eq!(types(&m)[2].2, Conversion::Passthrough);
+        assert!(m.converts());
+
+        let m = map_table(&t, &config(Profile::Lantern));
+        assert_eq!(m.problems.len(), 1, "{:?}", m.problems);
+        assert!(m.problems[0].contains("column s") && m.problems[0].contains("densify_sparse = true"));
+        let mut tc = config(Profile::Lantern);
+        tc.densify_sparse = true;
+        let m = map_table(&t, &tc);
+        assert!(m.problems.is_empty());
+        assert_eq!(
+            types(&m)[1..5].to_vec(),
+            vec![
+                ("embedding".into(), "real[]".into(), Conversion::VectorToRealArray),
+                ("h".into(), "real[]".into(), Conversion::HalfvecToRealArray),
+                ("s".into(), "real[]".into(), Conversion::SparsevecToRealArray),
+                ("b".into(), "integer[]".into(), Conversion::BitToIntArray),
+            ]
+        );
+        for p in [Profile::Vectorchord, Profile::Alloydb] {
+            assert!(!map_table(&t, &config(p)).converts());
+        }
+        let m = map_table(&t, &config(Profile::PgvectoRs));
+        assert_eq!(m.problems.len(), 4);
+        assert!(m.problems[0].contains("vectors.vector(768)"));
+    }
+
+    #[test]
+    fn renames_excludes_and_per_column_profiles() {
+        let t = table();
+        let mut tc = config(Profile::Lantern);
+        tc.renames.insert("embedding".into(), "vec".into());
+        tc.exclude = vec!["s".into()];
+        tc.column_profiles.insert("b".into(), Profile::Pgvector);
+        let m = map_table(&t, &tc);
+        assert!(m.problems.is_empty(), "{:?}", m.problems);
+        let names: Vec<&str> = m.columns.iter().map(|c| c.target.as_str()).collect();
+        assert_eq!(names, ["id", "vec", "h", "b", "note"]);
+        assert_eq!(m.column_by_source("b").unwrap().conversion, Conversion::Passthrough);
+        assert_eq!(m.excluded, ["s"]);
+
+        let mut tc = config(Profile::Pgvector);
+        tc.renames.insert("id".into(), "item_id".into());
+        assert_eq!(map_table(&t, &tc).primary_key, ["item_id"]);
+        tc.exclude = vec!["id".into(), "nope".into()];
+        let problems = map_table(&t, &tc).problems;
+        assert!(problems.iter().any(|p| p.contains("part of the primary key")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("exclude names column nope") && p.contains("its columns: id, embedding")), "{problems:?}");
+    }
+}
