@@ -31,7 +31,9 @@ use tokio_postgres::{Client, Statement};
 
 use crate::error::{DbContext, Error, Result};
 use crate::pg::RawValue;
-use crate::pgoutput::{LogicalMessage, OldTupleKind, Oid, Relation, Tuple, TupleValue};
+use crate::mapping::TableMap;
+use crate::pgoutput::{LogicalMessage, OldTupleKind, Oid, Relation, RelationColumn, Tuple, TupleValue};
+use crate::translate::Conversion;
 use crate::sql::{quote_ident, QualifiedName};
 use crate::state;
 use crate::Lsn;
@@ -119,6 +121,8 @@ pub struct TargetTable {
     pub primary_key: Vec<String>,
     /// Columns the target table has.
     pub target_columns: HashSet<String>,
+    /// Names, exclusions and conversions from source to target columns.
+    pub map: TableMap,
 }
 
 /// Counters of applied changes (read by `demo` and logs).
@@ -142,6 +146,13 @@ struct RelState {
     pk_idx: Vec<usize>,
     /// Per column: `Some(type)` when it has no `=` and is matched by its text form.
     text_match: Vec<Option<&'static str>>,
+    /// For each target column, its position in the source's tuples (excluded columns are
+    /// skipped) and the value conversion of its profile.
+    source_positions: Vec<usize>,
+    conversions: Vec<Conversion>,
+    source_columns: usize,
+    /// No exclusion and no conversion: tuples are used as they arrive.
+    identity: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -319,13 +330,26 @@ impl Applier {
                 "Begin/Commit reached the applier as data: transport bug".into(),
             )),
             _ if self.skipping => Ok(()),
-            LogicalMessage::Insert { relid, new } => self.insert(relid, new).await,
-            LogicalMessage::Update { relid, old, new } => self.update(relid, old.map(|o| (o.kind, o.tuple)), new).await,
+            LogicalMessage::Insert { relid, new } => {
+                let new = self.map_tuple(relid, new)?;
+                self.insert(relid, new).await
+            }
+            LogicalMessage::Update { relid, old, new } => {
+                let old = match old {
+                    Some(o) => Some((o.kind, self.map_tuple(relid, o.tuple)?)),
+                    None => None,
+                };
+                let new = self.map_tuple(relid, new)?;
+                self.update(relid, old, new).await
+            }
+            LogicalMessage::Delete { relid, old } => {
+                let tuple = self.map_tuple(relid, old.tuple)?;
+                self.delete(relid, old.kind, tuple).await
+            }
             _ if self.run.is_some() => {
                 self.send_pending().await?;
                 Box::pin(self.handle(msg)).await
             }
-            LogicalMessage::Delete { relid, old } => self.delete(relid, old.kind, old.tuple).await,
             LogicalMessage::Truncate { restart_identity, relids, .. } => self.truncate(restart_identity, &relids).await,
         }
     }
@@ -339,10 +363,18 @@ impl Applier {
             }
             return Ok(());
         };
-        for column in &relation.columns {
-            if !table.target_columns.contains(&column.name) {
+        // Rewrite the Relation in target terms: renamed columns, excluded ones dropped.
+        let mut columns = Vec::with_capacity(relation.columns.len());
+        let mut source_positions = Vec::with_capacity(relation.columns.len());
+        let mut conversions = Vec::with_capacity(relation.columns.len());
+        for (i, column) in relation.columns.iter().enumerate() {
+            if table.map.excluded.contains(&column.name) {
+                continue;
+            }
+            let mapped = table.map.column_by_source(&column.name).filter(|m| table.target_columns.contains(&m.target));
+            let Some(mapped) = mapped else {
                 return Err(Error::Runtime(format!(
-                    "source table {} now has a column {} that target table {} lacks (was it added after the snapshot?). Add it on the target with the same type (ALTER TABLE {} ADD COLUMN {} ...), then run pgvshift again; nothing after {} was applied",
+                    "source table {} now has a column {} that target table {} lacks (was it added after the snapshot?). Add it on the target (ALTER TABLE {} ADD COLUMN {} ...) or list it in `exclude`, then run pgvshift again; nothing after {} was applied",
                     table.source,
                     quote_ident(&column.name),
                     table.target,
@@ -350,8 +382,15 @@ impl Applier {
                     quote_ident(&column.name),
                     self.applied_lsn
                 )));
-            }
+            };
+            columns.push(RelationColumn { name: mapped.target.clone(), ..column.clone() });
+            source_positions.push(i);
+            conversions.push(mapped.conversion);
         }
+        let source_columns = relation.columns.len();
+        let identity = columns.len() == source_columns
+            && conversions.iter().all(|c| *c == Conversion::Passthrough);
+        let relation = Relation { columns, ..relation };
         let key_idx = relation.columns.iter().enumerate().filter(|(_, c)| c.is_key).map(|(i, _)| i).collect();
         let pk_idx: Vec<usize> = table
             .primary_key
@@ -364,8 +403,62 @@ impl Applier {
             .iter()
             .map(|c| NO_EQUALITY_TYPES.iter().find(|(oid, _)| *oid == c.type_oid).map(|(_, name)| *name))
             .collect();
-        self.relations.insert(relation.relid, RelState { table, relation, key_idx, pk_idx, text_match });
+        self.relations.insert(
+            relation.relid,
+            RelState { table, relation, key_idx, pk_idx, text_match, source_positions, conversions, source_columns, identity },
+        );
         Ok(())
+    }
+
+    /// A source tuple in target terms: excluded columns dropped, values converted for the
+    /// column's profile (e.g. vector -> halfvec). Unchanged TOAST markers and NULLs stay as they are.
+    fn map_tuple(&self, relid: Oid, tuple: Tuple) -> Result<Tuple> {
+        let Some(rel) = self.relations.get(&relid) else { return Ok(tuple) };
+        if tuple.0.len() != rel.source_columns {
+            return Err(Error::Runtime(format!(
+                "a change to {} carries {} columns but its Relation message has {}",
+                rel.table.source,
+                tuple.0.len(),
+                rel.source_columns
+            )));
+        }
+        if rel.identity {
+            return Ok(tuple);
+        }
+        let mut out = Vec::with_capacity(rel.source_positions.len());
+        for (j, &i) in rel.source_positions.iter().enumerate() {
+            let value = &tuple.0[i];
+            let conversion = rel.conversions[j];
+            out.push(match value {
+                TupleValue::Binary(b) if conversion != Conversion::Passthrough => {
+                    TupleValue::Binary(crate::translate::convert(conversion, b).map_err(|e| self.conversion_error(rel, &tuple, j, &e.to_string()))?)
+                }
+                TupleValue::Text(_) if conversion != Conversion::Passthrough => {
+                    return Err(self.conversion_error(rel, &tuple, j, "the value arrived in text form; converted columns need pgoutput's binary mode"))
+                }
+                other => other.clone(),
+            });
+        }
+        Ok(Tuple(out))
+    }
+
+    fn conversion_error(&self, rel: &RelState, tuple: &Tuple, column: usize, message: &str) -> Error {
+        let key = rel.table.map.describe_key(|k| {
+            let j = rel.relation.columns.iter().position(|c| c.name == k)?;
+            match &tuple.0[rel.source_positions[j]] {
+                TupleValue::Binary(b) => Some(&b[..]),
+                _ => None,
+            }
+        });
+        let c = rel.table.map.columns.iter().find(|c| c.target == rel.relation.columns[column].name);
+        Error::Runtime(format!(
+            "cannot apply a change to {} (source transaction {}, commit {}): row {key}, column {}{}: {message}",
+            rel.table.source,
+            self.current_xid,
+            self.current_final_lsn,
+            quote_ident(&rel.relation.columns[column].name),
+            c.map(|c| format!(" ({} -> {}, profile {})", c.source_type, c.target_type, c.profile)).unwrap_or_default()
+        ))
     }
 
     fn rel(&self, relid: Oid) -> Result<Option<&RelState>> {

@@ -38,25 +38,32 @@ pub async fn plan(config: &Config) -> Result<String> {
             Some(t) => format!("exists with {} table(s)", t.len()),
         }
     ));
-    for ((table, tname), st) in ins.tables.iter().zip(&ins.target_state) {
+    for ((table, map), st) in ins.tables.iter().zip(&ins.target_state) {
+        let tname = &map.target;
         out.push_str(&format!(
-            "\ntable {} -> {}\n  estimated rows {}, size {}\n  replica identity {:?}, primary key ({})\n  columns (source type -> target type):\n",
+            "\ntable {} -> {} (profile {})\n  estimated rows {}, size {}\n  replica identity {:?}, primary key ({})\n  columns (source type -> target type: how values move):\n",
             table.name,
             tname,
+            map.profile,
             table.estimated_rows,
             human_bytes(table.total_bytes),
             table.replica_identity,
             table.primary_key.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
         ));
-        for c in &table.columns {
+        for c in &map.columns {
+            let renamed = if c.source != c.target { format!(" as {}", quote_ident(&c.target)) } else { String::new() };
             out.push_str(&format!(
-                "    {:<24} {} -> {}{}{}\n",
-                quote_ident(&c.name),
-                c.type_sql,
-                c.type_sql,
+                "    {:<24} {} -> {}{}{}: {}\n",
+                quote_ident(&c.source),
+                c.source_type,
+                c.target_type,
                 if c.not_null { " NOT NULL" } else { "" },
-                if c.is_generated() { " (generated on the target, not copied)" } else { " (binary passthrough)" }
+                renamed,
+                if c.is_generated() { "generated on the target, not copied" } else { &c.how }
             ));
+        }
+        for c in &map.excluded {
+            out.push_str(&format!("    {:<24} excluded (not copied or streamed)\n", quote_ident(c)));
         }
         if st.exists {
             out.push_str(&format!("  target table exists ({}): no DDL\n", if st.has_rows { "has rows" } else { "empty" }));
@@ -65,7 +72,7 @@ pub async fn plan(config: &Config) -> Result<String> {
             if let Some(s) = schema::create_schema_sql(tname) {
                 out.push_str(&format!("    {s};\n"));
             }
-            for line in schema::create_table_sql(table, tname).lines() {
+            for line in schema::create_table_sql(map).lines() {
                 out.push_str(&format!("    {line}\n"));
             }
         }

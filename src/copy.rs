@@ -18,22 +18,29 @@ use std::sync::{Arc, Mutex};
 use futures_util::{SinkExt, StreamExt};
 
 use crate::catalog::Table;
+use crate::copyframe::Transcoder;
+use crate::mapping::TableMap;
+use crate::translate::{self, Conversion};
 use crate::config::Config;
 use crate::error::{DbContext, Error, Result};
 use crate::pg::{connect, Side};
 use crate::sql::{quote_ident, quote_literal, QualifiedName};
 use crate::state;
 
-/// One table to copy.
+/// One table to copy, with its mapping onto the target (names, conversions).
 #[derive(Debug, Clone)]
 pub struct CopyJob {
     pub source: Table,
-    pub target: QualifiedName,
+    pub map: TableMap,
 }
 
 impl CopyJob {
-    fn column_list(&self) -> String {
-        self.source.replicated_columns().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ")
+    fn source_columns(&self) -> String {
+        self.map.replicated().map(|c| quote_ident(&c.source)).collect::<Vec<_>>().join(", ")
+    }
+
+    fn target_columns(&self) -> String {
+        self.map.replicated().map(|c| quote_ident(&c.target)).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -110,33 +117,68 @@ async fn copy_one(
     job: &CopyJob,
     progress: &CopyProgress,
 ) -> Result<u64> {
-    let cols = job.column_list();
+    let target = &job.map.target;
     let started = std::time::Instant::now();
-    let tx = tgt.transaction().await.db(|| format!("starting the copy of {} on the target", job.target))?;
+    let tx = tgt.transaction().await.db(|| format!("starting the copy of {target} on the target"))?;
     let sink = tx
-        .copy_in(&format!("COPY {} ({cols}) FROM STDIN (FORMAT binary)", job.target.quoted()))
+        .copy_in(&format!("COPY {} ({}) FROM STDIN (FORMAT binary)", target.quoted(), job.target_columns()))
         .await
-        .db(|| format!("starting COPY into {} on the target", job.target))?;
+        .db(|| format!("starting COPY into {target} on the target"))?;
     let stream = src
-        .copy_out(&format!("COPY {} ({cols}) TO STDOUT (FORMAT binary)", job.source.name.quoted()))
+        .copy_out(&format!("COPY {} ({}) TO STDOUT (FORMAT binary)", job.source.name.quoted(), job.source_columns()))
         .await
         .db(|| format!("starting COPY out of {} on the source", job.source.name))?;
     futures_util::pin_mut!(sink);
     futures_util::pin_mut!(stream);
+    // Identical types: the bytes pass through unparsed. Otherwise each row is re-framed and the
+    // converted columns rewritten (vector -> halfvec, vector -> real[], ...).
+    let columns: Vec<_> = job.map.replicated().collect();
+    let conversions: Vec<Conversion> = columns.iter().map(|c| c.conversion).collect();
+    let key_fields: Vec<(usize, &str)> = job
+        .map
+        .primary_key
+        .iter()
+        .filter_map(|k| columns.iter().position(|c| &c.target == k).map(|i| (i, k.as_str())))
+        .collect();
+    let mut transcoder = job.map.converts().then(|| Transcoder::new(columns.len()));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.db(|| format!("reading {} from the source", job.source.name))?;
         progress.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        sink.feed(chunk).await.db(|| format!("writing {} into the target", job.target))?;
+        let chunk = match transcoder.as_mut() {
+            None => chunk,
+            Some(t) => {
+                let mut out = bytes::BytesMut::with_capacity(chunk.len());
+                t.push(&chunk, &mut out, |field, value, row| match conversions[field] {
+                    Conversion::Passthrough => Ok(None),
+                    conversion => translate::convert(conversion, value).map(Some).map_err(|e| {
+                        let key = job.map.describe_key(|k| key_fields.iter().find(|(_, n)| *n == k).and_then(|(i, _)| row.field(*i)));
+                        format!(
+                            "row {key}, column {} ({} -> {}, profile {}): {e}",
+                            quote_ident(&columns[field].source),
+                            columns[field].source_type,
+                            columns[field].target_type,
+                            columns[field].profile
+                        )
+                    })
+                })
+                .map_err(|e| Error::Runtime(format!("copying {} to {target}: {e}", job.source.name)))?;
+                out.freeze()
+            }
+        };
+        sink.feed(chunk).await.db(|| format!("writing into {target} on the target"))?;
     }
-    let rows = sink.finish().await.db(|| format!("finishing COPY into {} on the target", job.target))?;
+    if let Some(t) = &transcoder {
+        t.finish().map_err(|e| Error::Runtime(format!("copying {} to {target}: {e}", job.source.name)))?;
+    }
+    let rows = sink.finish().await.db(|| format!("finishing COPY into {target} on the target"))?;
     state::set_table_state(&tx, slot, &job.source.name.to_string(), "copied", Some(rows as i64))
         .await
         .db(|| "recording copy progress".into())?;
-    tx.commit().await.db(|| format!("committing the copy of {}", job.target))?;
+    tx.commit().await.db(|| format!("committing the copy of {target}"))?;
     progress.rows.fetch_add(rows, Ordering::Relaxed);
     tracing::info!(
         table = %job.source.name,
-        target = %job.target,
+        target = %target,
         rows,
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
         "copied"

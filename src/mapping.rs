@@ -95,6 +95,58 @@ impl TableMap {
     }
 }
 
+impl TableMap {
+    /// "id=42" / "(a, b)=(1, 'x')": how an error names a row, from its key values in binary
+    /// form (`key_value(target column name)`). Key values identify rows, they are not the data
+    /// the invariant against logging values protects; non-scalar keys print as their size only.
+    pub fn describe_key<'a>(&self, key_value: impl Fn(&str) -> Option<&'a [u8]>) -> String {
+        if self.primary_key.is_empty() {
+            return "(table without a primary key)".into();
+        }
+        let parts: Vec<(String, String)> = self
+            .primary_key
+            .iter()
+            .map(|k| {
+                let ty = self.columns.iter().find(|c| &c.target == k).map(|c| c.source_type.as_str()).unwrap_or("");
+                let v = key_value(k).map_or_else(|| "NULL".to_string(), |b| key_text(ty, b));
+                (display_ident(k), v)
+            })
+            .collect();
+        if parts.len() == 1 {
+            format!("{}={}", parts[0].0, parts[0].1)
+        } else {
+            let (names, values): (Vec<String>, Vec<String>) = parts.into_iter().unzip();
+            format!("({})=({})", names.join(", "), values.join(", "))
+        }
+    }
+}
+
+/// A key value in binary send format, as text for an error message.
+pub fn key_text(type_sql: &str, b: &[u8]) -> String {
+    let int = |b: &[u8]| -> Option<i64> {
+        match b.len() {
+            2 => Some(i64::from(i16::from_be_bytes(b.try_into().ok()?))),
+            4 => Some(i64::from(i32::from_be_bytes(b.try_into().ok()?))),
+            8 => Some(i64::from_be_bytes(b.try_into().ok()?)),
+            _ => None,
+        }
+    };
+    let base = type_sql.split('(').next().unwrap_or("").trim();
+    match base {
+        "smallint" | "integer" | "bigint" | "int2" | "int4" | "int8" => int(b).map_or_else(|| format!("<{} bytes>", b.len()), |v| v.to_string()),
+        "text" | "character varying" | "character" | "name" | "citext" => {
+            let s = String::from_utf8_lossy(b);
+            let short: String = s.chars().take(64).collect();
+            format!("'{}'{}", short.replace('\'', "''"), if s.chars().count() > 64 { "..." } else { "" })
+        }
+        "uuid" if b.len() == 16 => {
+            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        }
+        _ => format!("<{} bytes>", b.len()),
+    }
+}
+
 /// Map a source table under its configuration.
 pub fn map_table(table: &Table, tc: &TableConfig) -> TableMap {
     let mut problems = Vec::new();
@@ -306,6 +358,18 @@ mod tests {
         let m = map_table(&t, &config(Profile::PgvectoRs));
         assert_eq!(m.problems.len(), 4);
         assert!(m.problems[0].contains("vectors.vector(768)"));
+    }
+
+    #[test]
+    fn keys_are_named_readably() {
+        assert_eq!(key_text("bigint", &42i64.to_be_bytes()), "42");
+        assert_eq!(key_text("integer", &(-7i32).to_be_bytes()), "-7");
+        assert_eq!(key_text("character varying(20)", b"it's"), "'it''s'");
+        assert_eq!(key_text("uuid", &[0x12; 16]), "12121212-1212-1212-1212-121212121212");
+        assert_eq!(key_text("bytea", b"abc"), "<3 bytes>");
+        let m = map_table(&table(), &config(Profile::Halfvec));
+        let one = 1i64.to_be_bytes();
+        assert_eq!(m.describe_key(|k| (k == "id").then_some(&one[..])), "id=1");
     }
 
     #[test]

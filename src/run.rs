@@ -21,6 +21,7 @@ use crate::catalog::{self, CatalogError, Table};
 use crate::config::Config;
 use crate::copy::{self, CopyJob, CopyProgress};
 use crate::error::{DbContext, Error, Result};
+use crate::mapping::{self, TableMap};
 use crate::pg::{connect, Side};
 use crate::replication;
 use crate::schema;
@@ -38,7 +39,8 @@ pub struct RunStats {
 
 /// Everything `plan` and `run` learn before changing anything.
 pub struct Inspection {
-    pub tables: Vec<(Table, QualifiedName)>,
+    /// Each table with its mapping onto the target.
+    pub tables: Vec<(Table, TableMap)>,
     pub problems: Vec<String>,
     /// Per configured table: does the target table exist, and how many rows it has.
     pub target_state: Vec<TargetTableState>,
@@ -64,6 +66,8 @@ pub async fn inspect(config: &Config, source: &Client, target: &Client, ours: &H
         match catalog::describe_table(source, &t.source).await {
             Ok(table) => {
                 problems.extend(table.blocking_problems());
+                let map = mapping::map_table(&table, t);
+                problems.extend(map.problems.iter().cloned());
                 let st = target_table_state(target, &t.target).await?;
                 if st.exists && st.has_rows && !ours.contains(&t.source.to_string()) {
                     problems.push(format!(
@@ -72,19 +76,19 @@ pub async fn inspect(config: &Config, source: &Client, target: &Client, ours: &H
                     ));
                 }
                 if st.exists {
-                    for c in table.replicated_columns() {
-                        if !st.columns.contains(&c.name) {
+                    for c in map.replicated() {
+                        if !st.columns.contains(&c.target) {
                             problems.push(format!(
-                                "target table {} exists but has no column {} ({} on the source): add it or drop the target table",
+                                "target table {} exists but has no column {} ({} expected): add it or drop the target table",
                                 t.target,
-                                quote_ident(&c.name),
-                                c.type_sql
+                                quote_ident(&c.target),
+                                c.target_type
                             ));
                         }
                     }
                 }
                 target_state.push(st);
-                tables.push((table, t.target.clone()));
+                tables.push((table, map));
             }
             Err(CatalogError::NotFound(name)) => problems.push(format!(
                 "table {name} does not exist on the source {} (check [[tables]] source = ... in {})",
@@ -255,7 +259,7 @@ async fn snapshot(
         }
         for (t, st) in inspection.tables.iter().zip(&inspection.target_state) {
             if st.exists && ours.contains(&t.0.name.to_string()) {
-                target.batch_execute(&format!("TRUNCATE {}", t.1.quoted())).await.db(|| format!("emptying {}", t.1))?;
+                target.batch_execute(&format!("TRUNCATE {}", t.1.target.quoted())).await.db(|| format!("emptying {}", t.1.target))?;
             }
         }
         tracing::warn!(slot = %slot, emptied_tables = emptied, "the previous snapshot did not complete: starting it over (slot recreated, partially copied tables emptied)");
@@ -281,12 +285,13 @@ async fn snapshot(
     let mut target = target;
     {
         let tx = target.transaction().await.db(|| "starting target DDL".into())?;
-        for ((table, tname), st) in inspection.tables.iter().zip(&inspection.target_state) {
+        for ((table, map), st) in inspection.tables.iter().zip(&inspection.target_state) {
+            let tname = &map.target;
             if let Some(sql) = schema::create_schema_sql(tname) {
                 tx.batch_execute(&sql).await.db(|| format!("creating schema {}", quote_ident(&tname.schema)))?;
             }
             if !st.exists {
-                tx.batch_execute(&schema::create_table_sql(table, tname)).await.db(|| format!("creating target table {tname}"))?;
+                tx.batch_execute(&schema::create_table_sql(map)).await.db(|| format!("creating target table {tname}"))?;
             }
             state::insert_table(&tx, slot, &table.name.to_string(), &tname.schema, &tname.name, !st.exists)
                 .await
@@ -295,7 +300,7 @@ async fn snapshot(
         tx.commit().await.db(|| "committing target DDL".into())?;
     }
 
-    let jobs: Vec<CopyJob> = inspection.tables.iter().map(|(t, n)| CopyJob { source: t.clone(), target: n.clone() }).collect();
+    let jobs: Vec<CopyJob> = inspection.tables.iter().map(|(t, m)| CopyJob { source: t.clone(), map: m.clone() }).collect();
     let started = std::time::Instant::now();
     let copied = copy::copy_tables(config, &snap.snapshot_name, jobs, stats.copy.clone()).await?;
     let consistent_point = snap.consistent_point;
@@ -303,8 +308,8 @@ async fn snapshot(
     let rows: u64 = copied.iter().map(|(_, r)| r).sum();
     tracing::info!(tables = copied.len(), rows, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "snapshot copy complete");
 
-    for (table, tname) in &inspection.tables {
-        build_indexes(&target, table, tname).await?;
+    for (table, map) in &inspection.tables {
+        build_indexes(&target, table, &map.target).await?;
         state::set_table_state(&target, slot, &table.name.to_string(), "indexed", None).await.db(|| "recording index state".into())?;
     }
     state::finish_snapshot(&target, slot, consistent_point).await.db(|| "recording the snapshot's completion".into())?;
@@ -324,13 +329,14 @@ async fn build_indexes(target: &Client, table: &Table, tname: &QualifiedName) ->
 
 async fn target_tables(inspection: &Inspection, target: &Client) -> Result<Vec<TargetTable>> {
     let mut out = Vec::new();
-    for (table, tname) in &inspection.tables {
-        let st = target_table_state(target, tname).await?;
+    for (table, map) in &inspection.tables {
+        let st = target_table_state(target, &map.target).await?;
         out.push(TargetTable {
             source: table.name.clone(),
-            target: tname.clone(),
-            primary_key: table.primary_key.clone(),
+            target: map.target.clone(),
+            primary_key: map.primary_key.clone(),
             target_columns: st.columns,
+            map: map.clone(),
         });
     }
     Ok(out)

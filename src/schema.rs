@@ -1,17 +1,19 @@
 //! PURE: target DDL rendering from a source [`Table`] (no I/O, unit-tested).
 
-use crate::catalog::{Index, Table};
+use crate::catalog::Index;
+use crate::mapping::TableMap;
 use crate::sql::{quote_ident, QualifiedName};
 
-/// `CREATE TABLE IF NOT EXISTS` for the target: every column with its exact type (typmod
-/// included, so `vector(768)` stays `vector(768)`), NOT NULL, stored generated columns, and the
-/// primary key. Secondary indexes are built separately, after the copy.
-pub fn create_table_sql(table: &Table, target: &QualifiedName) -> String {
-    let mut items: Vec<String> = table
+/// `CREATE TABLE IF NOT EXISTS` for the target: every mapped column with its target type
+/// (typmod included, so `vector(768)` stays `vector(768)`, or becomes `halfvec(768)` / `real[]`
+/// under a profile), NOT NULL, stored generated columns, and the primary key. Secondary indexes
+/// are built separately, after the copy.
+pub fn create_table_sql(map: &TableMap) -> String {
+    let mut items: Vec<String> = map
         .columns
         .iter()
         .map(|c| {
-            let mut item = format!("{} {}", quote_ident(&c.name), c.type_sql);
+            let mut item = format!("{} {}", quote_ident(&c.target), c.target_type);
             if let Some(expr) = &c.generation_expr {
                 item.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"));
             }
@@ -21,11 +23,11 @@ pub fn create_table_sql(table: &Table, target: &QualifiedName) -> String {
             item
         })
         .collect();
-    if !table.primary_key.is_empty() {
-        let cols: Vec<String> = table.primary_key.iter().map(|c| quote_ident(c)).collect();
+    if !map.primary_key.is_empty() {
+        let cols: Vec<String> = map.primary_key.iter().map(|c| quote_ident(c)).collect();
         items.push(format!("PRIMARY KEY ({})", cols.join(", ")));
     }
-    format!("CREATE TABLE IF NOT EXISTS {} (\n    {}\n)", target.quoted(), items.join(",\n    "))
+    format!("CREATE TABLE IF NOT EXISTS {} (\n    {}\n)", map.target.quoted(), items.join(",\n    "))
 }
 
 /// `CREATE SCHEMA IF NOT EXISTS` for a target schema other than `public`.
@@ -58,7 +60,7 @@ pub fn create_index_sql(index: &Index, source_printed_name: &str, target: &Quali
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Column, ReplicaIdentity};
+    use crate::catalog::{Column, ReplicaIdentity, Table};
 
     fn column(name: &str, type_sql: &str, not_null: bool) -> Column {
         Column {
@@ -77,6 +79,13 @@ mod tests {
         }
     }
 
+    fn vector_column(name: &str, dims: i32) -> Column {
+        let mut c = column(name, &format!("vector({dims})"), false);
+        c.type_name = "vector".into();
+        c.type_modifier = dims;
+        c
+    }
+
     fn table() -> Table {
         let mut gen = column("n", "integer", false);
         gen.generation_expr = Some("(id * 2)".into());
@@ -87,7 +96,7 @@ mod tests {
             replica_identity: ReplicaIdentity::Default,
             estimated_rows: 0,
             total_bytes: 0,
-            columns: vec![column("id", "bigint", true), column("Emb \"x\"", "vector(768)", false), gen],
+            columns: vec![column("id", "bigint", true), vector_column("Emb \"x\"", 768), gen],
             primary_key: vec!["id".into()],
             indexes: vec![],
         }
@@ -95,10 +104,12 @@ mod tests {
 
     #[test]
     fn renders_create_table_with_typmods_keys_and_generated_columns() {
-        let sql = create_table_sql(&table(), &QualifiedName::new("My S", "T"));
+        let mut tc = crate::config::TableConfig::new(QualifiedName::new("public", "items"), QualifiedName::new("My S", "T"));
+        tc.profile = crate::profile::Profile::Halfvec;
+        let sql = create_table_sql(&crate::mapping::map_table(&table(), &tc));
         assert_eq!(
             sql,
-            "CREATE TABLE IF NOT EXISTS \"My S\".\"T\" (\n    \"id\" bigint NOT NULL,\n    \"Emb \"\"x\"\"\" vector(768),\n    \"n\" integer GENERATED ALWAYS AS ((id * 2)) STORED,\n    PRIMARY KEY (\"id\")\n)"
+            "CREATE TABLE IF NOT EXISTS \"My S\".\"T\" (\n    \"id\" bigint NOT NULL,\n    \"Emb \"\"x\"\"\" halfvec(768),\n    \"n\" integer GENERATED ALWAYS AS ((id * 2)) STORED,\n    PRIMARY KEY (\"id\")\n)"
         );
         assert_eq!(create_schema_sql(&QualifiedName::new("public", "t")), None);
         assert_eq!(create_schema_sql(&QualifiedName::new("My S", "t")).unwrap(), "CREATE SCHEMA IF NOT EXISTS \"My S\"");
