@@ -60,6 +60,25 @@ pub async fn tag_session(client: &Client, slot: &str) -> Result<(), tokio_postgr
     client.execute("SELECT set_config('application_name', $1, false)", &[&run_application_name(slot)]).await.map(|_| ())
 }
 
+/// Take the per-slot session lock on the target (held until the connection ends). Waits up to
+/// 60 s for a previous session to go away, then says who holds it.
+pub async fn lock_slot(client: &Client, slot: &str) -> crate::error::Result<()> {
+    use crate::error::DbContext;
+    const KEY: &str = "pg_advisory_lock(1886809715, hashtext($1))"; // 1886809715 = 'pvs3'
+    client.batch_execute("SET lock_timeout = '60s'").await.db(|| "setting lock_timeout".into())?;
+    let locked = client.execute(&format!("SELECT {KEY}"), &[&slot]).await;
+    client.batch_execute("RESET lock_timeout").await.db(|| "resetting lock_timeout".into())?;
+    match locked {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+            Err(crate::error::Error::Runtime(format!(
+                "another pgvshift process is applying changes for slot {slot} on this target (it holds the slot's lock): stop it first, or use a different slot"
+            )))
+        }
+        Err(source) => Err(crate::error::Error::Db { context: format!("locking slot {slot} on the target"), source }),
+    }
+}
+
 pub async fn ensure_schema(client: &Client) -> Result<(), tokio_postgres::Error> {
     client.batch_execute(include_str!("sql/state_schema.sql")).await
 }

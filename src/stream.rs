@@ -40,6 +40,16 @@ pub async fn stream_changes(
     crate::state::tag_session(&target, &config.replication.slot)
         .await
         .map_err(|source| Error::Db { context: "tagging the target session".into(), source })?;
+    // One applier per slot. After a crash the previous process's backend may still be finishing
+    // a COMMIT; it holds this lock until it has, so applied_lsn is read only after it is ours.
+    crate::state::lock_slot(&target, &config.replication.slot).await?;
+    let start = match crate::state::load_progress(&target, &config.replication.slot)
+        .await
+        .map_err(|source| Error::Db { context: "reading pgvshift.progress".into(), source })?
+    {
+        Some(p) => p.applied_lsn.unwrap_or(start).max(start),
+        None => start,
+    };
     let mut applier = Applier::new(target, &config.replication.slot, tables, start, stats.clone()).await?;
     let mut stream = Stream::start(
         &config.source,
