@@ -76,16 +76,32 @@ pub async fn plan(config: &Config) -> Result<String> {
                 out.push_str(&format!("    {line}\n"));
             }
         }
-        let indexes: Vec<_> = table.secondary_indexes().collect();
-        if indexes.is_empty() {
+        let plans = crate::mapping::index_plan(table, map);
+        if plans.is_empty() {
             out.push_str("  indexes after the copy: none\n");
         } else {
-            out.push_str("  indexes after the copy:\n");
-            for i in indexes {
-                match schema::create_index_sql(i, &table.printed_name, tname) {
-                    Ok(sql) => out.push_str(&format!("    {sql};\n")),
-                    Err(e) => out.push_str(&format!("    (skipped) {e}\n")),
+            out.push_str(&format!(
+                "  indexes after the copy{}:\n",
+                if map.config.index_ddl_only { " (index_ddl_only: printed, not built)" } else { "" }
+            ));
+            let mut extensions = std::collections::BTreeSet::new();
+            for p in plans {
+                match p.translation {
+                    crate::indexdef::Translation::Create { sql, notes, extension } => {
+                        out.push_str(&format!("    {sql};\n"));
+                        for n in notes {
+                            out.push_str(&format!("      note: {n}\n"));
+                        }
+                        extensions.extend(extension);
+                    }
+                    crate::indexdef::Translation::Skip { reason } => out.push_str(&format!("    skipped: {reason}\n")),
                 }
+            }
+            if !extensions.is_empty() {
+                out.push_str(&format!(
+                    "  extensions the target needs for these indexes: {}\n",
+                    extensions.into_iter().collect::<Vec<_>>().join(", ")
+                ));
             }
         }
     }

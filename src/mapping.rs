@@ -10,7 +10,10 @@
 //! | `bit(n)` | same | same | `integer[]` (32 bits a word) | `vectors.bvector(n)` |
 //! | anything else | same type, bytes pass through |||
 
+use std::collections::HashMap;
+
 use crate::catalog::{Column, Table};
+use crate::indexdef::{self, ColumnKind, TranslateContext, Translation};
 use crate::config::TableConfig;
 use crate::profile::Profile;
 use crate::sql::{display_ident, QualifiedName};
@@ -77,6 +80,9 @@ pub struct TableMap {
     pub excluded: Vec<String>,
     /// Problems that block this table, each naming the column and the fix.
     pub problems: Vec<String>,
+    /// The table's configuration (index options, renames, ...).
+    #[serde(skip)]
+    pub config: TableConfig,
 }
 
 impl TableMap {
@@ -187,6 +193,9 @@ pub fn map_table(table: &Table, tc: &TableConfig) -> TableMap {
         let profile = tc.profile_for(&column.name);
         let kind = VectorKind::of(column);
         let dims = (kind != VectorKind::None && column.type_modifier > 0).then_some(column.type_modifier as u32);
+        if let Some(problem) = unsupported(profile, kind) {
+            problems.push(format!("table {}, column {}: {problem}", table.name, display_ident(&column.name)));
+        }
         match target_type(profile, kind, column, dims, tc.densify_sparse) {
             Ok((target_type, conversion, how)) => columns.push(ColumnMap {
                 source: column.name.clone(),
@@ -217,7 +226,61 @@ pub fn map_table(table: &Table, tc: &TableConfig) -> TableMap {
         primary_key,
         excluded: tc.exclude.clone(),
         problems,
+        config: tc.clone(),
     }
+}
+
+/// One source index on the target: its translation for the profile (DDL to run, or why not).
+#[derive(Debug, Clone)]
+pub struct IndexPlan {
+    pub name: String,
+    pub source_definition: String,
+    pub translation: Translation,
+}
+
+/// Translate every secondary index of the source table for the target. The profile of an
+/// index is that of its first plain-column key (per-column profiles), else the table's.
+pub fn index_plan(table: &Table, map: &TableMap) -> Vec<IndexPlan> {
+    let mut column_types = HashMap::new();
+    let mut dims = HashMap::new();
+    for c in &table.columns {
+        let kind = match VectorKind::of(c) {
+            VectorKind::Vector => ColumnKind::Vector,
+            VectorKind::Halfvec => ColumnKind::Halfvec,
+            VectorKind::Sparsevec => ColumnKind::Sparsevec,
+            VectorKind::Bit => ColumnKind::Bit,
+            VectorKind::None => ColumnKind::Other,
+        };
+        column_types.insert(c.name.clone(), kind);
+        if kind != ColumnKind::Other && c.type_modifier > 0 {
+            dims.insert(c.name.clone(), c.type_modifier as u32);
+        }
+    }
+    table
+        .secondary_indexes()
+        .map(|index| {
+            let translation = match indexdef::parse(&index.definition, &table.printed_name) {
+                Err(e) => Translation::Skip { reason: format!("index {}: cannot read its definition ({e}); create it on the target yourself", index.name) },
+                Ok(def) => {
+                    let profile = def
+                        .keys
+                        .first()
+                        .and_then(|k| k.column.as_deref())
+                        .map_or(map.profile, |c| map.config.profile_for(c));
+                    let ctx = TranslateContext {
+                        profile,
+                        column_types: column_types.clone(),
+                        dims: dims.clone(),
+                        estimated_rows: table.estimated_rows,
+                        alloydb_scann: map.config.alloydb_scann,
+                        column_renames: map.config.renames.iter().map(|(a, b)| (a.clone(), b.clone())).collect(),
+                    };
+                    indexdef::translate(&def, &map.target, &ctx)
+                }
+            };
+            IndexPlan { name: index.name.clone(), source_definition: index.definition.clone(), translation }
+        })
+        .collect()
 }
 
 fn target_type(
@@ -258,16 +321,27 @@ fn target_type(
         (Profile::Lantern, VectorKind::Sparsevec) => Err(
             "Lantern has no sparse vector type. Set densify_sparse = true on the table to store it as real[] (every dimension stored), or keep it with column_profiles = { <column> = \"pgvector\" } if pgvector is installed on the target".into(),
         ),
-        (Profile::PgvectoRs, _) => Err(format!(
-            "profile pgvecto_rs would store it as {} (see plan's index DDL), but moving values into PGVecto.rs is not implemented yet; use profile pgvector and convert on the target, or wait for a later release",
-            match kind {
+        (Profile::PgvectoRs, _) => {
+            let ty = match kind {
                 VectorKind::Vector => format!("vectors.vector{n}"),
                 VectorKind::Halfvec => format!("vectors.vecf16{n}"),
                 VectorKind::Sparsevec => format!("vectors.svector{n}"),
                 _ => format!("vectors.bvector{n}"),
-            }
-        )),
+            };
+            Ok((
+                ty.clone(),
+                Conversion::Passthrough,
+                format!("NOT IMPLEMENTED YET: moving values into {ty} (PGVecto.rs text form)"),
+            ))
+        }
     }
+}
+
+/// Columns that map but cannot move yet.
+fn unsupported(profile: Profile, kind: VectorKind) -> Option<String> {
+    (profile == Profile::PgvectoRs && kind != VectorKind::None).then(|| {
+        "moving values into PGVecto.rs is not implemented yet (plan shows its schema and index DDL); use profile pgvector and convert on the target, or keep this column with column_profiles = { <column> = \"pgvector\" }".to_string()
+    })
 }
 
 #[cfg(test)]
@@ -357,7 +431,9 @@ mod tests {
         }
         let m = map_table(&t, &config(Profile::PgvectoRs));
         assert_eq!(m.problems.len(), 4);
-        assert!(m.problems[0].contains("vectors.vector(768)"));
+        assert!(m.problems[0].contains("not implemented yet"));
+        let types: Vec<&str> = m.columns.iter().map(|c| c.target_type.as_str()).collect();
+        assert_eq!(types, ["int8", "vectors.vector(768)", "vectors.vecf16(3)", "vectors.svector(5)", "vectors.bvector(40)", "text"]);
     }
 
     #[test]

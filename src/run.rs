@@ -21,6 +21,7 @@ use crate::catalog::{self, CatalogError, Table};
 use crate::config::Config;
 use crate::copy::{self, CopyJob, CopyProgress};
 use crate::error::{DbContext, Error, Result};
+use crate::indexdef::Translation;
 use crate::mapping::{self, TableMap};
 use crate::pg::{connect, Side};
 use crate::replication;
@@ -309,7 +310,7 @@ async fn snapshot(
     tracing::info!(tables = copied.len(), rows, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "snapshot copy complete");
 
     for (table, map) in &inspection.tables {
-        build_indexes(&target, table, &map.target).await?;
+        build_indexes(config, &target, table, map).await?;
         state::set_table_state(&target, slot, &table.name.to_string(), "indexed", None).await.db(|| "recording index state".into())?;
     }
     state::finish_snapshot(&target, slot, consistent_point).await.db(|| "recording the snapshot's completion".into())?;
@@ -317,12 +318,47 @@ async fn snapshot(
     Ok((consistent_point, tables))
 }
 
-async fn build_indexes(target: &Client, table: &Table, tname: &QualifiedName) -> Result<()> {
-    for index in table.secondary_indexes() {
-        let sql = schema::create_index_sql(index, &table.printed_name, tname).map_err(Error::Runtime)?;
-        let started = std::time::Instant::now();
-        target.batch_execute(&sql).await.db(|| format!("building index {} on {tname}", quote_ident(&index.name)))?;
-        tracing::info!(index = %index.name, table = %tname, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "built index");
+/// Build the table's secondary and vector indexes on the target, translated for its profile
+/// (after the data is in: one build instead of maintaining the index row by row).
+async fn build_indexes(config: &Config, target: &Client, table: &Table, map: &TableMap) -> Result<()> {
+    let plans = mapping::index_plan(table, map);
+    if plans.is_empty() {
+        return Ok(());
+    }
+    if let Some(m) = &config.indexes.maintenance_work_mem {
+        target
+            .batch_execute(&format!("SET maintenance_work_mem = {}", crate::sql::quote_literal(m)))
+            .await
+            .db(|| format!("setting maintenance_work_mem = {m} (from [indexes])"))?;
+    }
+    if let Some(w) = config.indexes.max_parallel_maintenance_workers {
+        target
+            .batch_execute(&format!("SET max_parallel_maintenance_workers = {w}"))
+            .await
+            .db(|| format!("setting max_parallel_maintenance_workers = {w} (from [indexes])"))?;
+    }
+    for plan in plans {
+        match plan.translation {
+            Translation::Skip { reason } => tracing::warn!(table = %map.target, "{reason}"),
+            Translation::Create { sql, notes, .. } => {
+                for note in notes {
+                    tracing::info!(table = %map.target, "{note}");
+                }
+                if map.config.index_ddl_only {
+                    tracing::info!(table = %map.target, index = %plan.name, ddl = %sql, "index_ddl_only: not building this index; run the DDL yourself");
+                    continue;
+                }
+                let started = std::time::Instant::now();
+                target.batch_execute(&sql).await.db(|| {
+                    format!(
+                        "building index {} on {} with `{sql}` (set index_ddl_only = true on the table to skip index builds and run them yourself)",
+                        quote_ident(&plan.name),
+                        map.target
+                    )
+                })?;
+                tracing::info!(index = %plan.name, table = %map.target, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "built index");
+            }
+        }
     }
     Ok(())
 }

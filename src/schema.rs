@@ -1,6 +1,6 @@
-//! PURE: target DDL rendering from a source [`Table`] (no I/O, unit-tested).
+//! PURE: target table DDL from a [`TableMap`] (no I/O, unit-tested). Index DDL is translated
+//! per profile in [`crate::indexdef`].
 
-use crate::catalog::Index;
 use crate::mapping::TableMap;
 use crate::sql::{quote_ident, QualifiedName};
 
@@ -33,28 +33,6 @@ pub fn create_table_sql(map: &TableMap) -> String {
 /// `CREATE SCHEMA IF NOT EXISTS` for a target schema other than `public`.
 pub fn create_schema_sql(target: &QualifiedName) -> Option<String> {
     (target.schema != "public").then(|| format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&target.schema)))
-}
-
-/// Re-target a source index definition (`pg_get_indexdef`) at the target table, keeping the
-/// access method, opclasses, options and predicate verbatim:
-/// `CREATE INDEX i ON public.items USING hnsw (...) WITH (...)` ->
-/// `CREATE INDEX IF NOT EXISTS "i" ON "public"."items" USING hnsw (...) WITH (...)`.
-pub fn create_index_sql(index: &Index, source_printed_name: &str, target: &QualifiedName) -> Result<String, String> {
-    let def = &index.definition;
-    let unique = def.starts_with("CREATE UNIQUE INDEX ");
-    let using = [format!(" ON {source_printed_name} USING "), format!(" ON ONLY {source_printed_name} USING ")]
-        .iter()
-        .find_map(|needle| def.find(needle.as_str()).map(|at| at + needle.len() - " USING ".len()))
-        .ok_or_else(|| {
-            format!("cannot re-target index {} (definition `{def}` does not name {source_printed_name} as expected)", index.name)
-        })?;
-    Ok(format!(
-        "CREATE {}INDEX IF NOT EXISTS {} ON {}{}",
-        if unique { "UNIQUE " } else { "" },
-        quote_ident(&index.name),
-        target.quoted(),
-        &def[using..]
-    ))
 }
 
 #[cfg(test)]
@@ -113,33 +91,5 @@ mod tests {
         );
         assert_eq!(create_schema_sql(&QualifiedName::new("public", "t")), None);
         assert_eq!(create_schema_sql(&QualifiedName::new("My S", "t")).unwrap(), "CREATE SCHEMA IF NOT EXISTS \"My S\"");
-    }
-
-    #[test]
-    fn retargets_index_definitions() {
-        let idx = |def: &str| Index {
-            name: "items_embedding_idx".into(),
-            is_primary: false,
-            is_unique: def.contains("UNIQUE"),
-            is_replica_identity: false,
-            is_valid: true,
-            definition: def.into(),
-            key_columns: vec![],
-        };
-        let target = QualifiedName::new("public", "items2");
-        let cases = [
-            (
-                "CREATE INDEX items_embedding_idx ON public.items USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')",
-                "CREATE INDEX IF NOT EXISTS \"items_embedding_idx\" ON \"public\".\"items2\" USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')",
-            ),
-            (
-                "CREATE UNIQUE INDEX items_embedding_idx ON public.items USING btree (lower(note)) WHERE (id > 5)",
-                "CREATE UNIQUE INDEX IF NOT EXISTS \"items_embedding_idx\" ON \"public\".\"items2\" USING btree (lower(note)) WHERE (id > 5)",
-            ),
-        ];
-        for (def, want) in cases {
-            assert_eq!(create_index_sql(&idx(def), "public.items", &target).unwrap(), want);
-        }
-        assert!(create_index_sql(&idx("CREATE INDEX x ON other.t USING btree (a)"), "public.items", &target).is_err());
     }
 }

@@ -71,6 +71,17 @@ impl TestEnv {
         path
     }
 
+    /// Like [`TestEnv::write_config`], with extra keys per table (e.g. `profile = "lantern"`).
+    pub fn write_config_with(&self, tables: &[(&str, &str)], extra: &str) -> PathBuf {
+        let path = self.write_config(&[], extra);
+        let mut toml = std::fs::read_to_string(&path).unwrap();
+        for (source, keys) in tables {
+            toml.push_str(&format!("[[tables]]\nsource = {}\n{keys}\n", toml_string(source)));
+        }
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+
     pub fn config(&self, tables: &[(&str, Option<&str>)]) -> Config {
         let path = self.write_config(tables, "");
         Config::load_with_env(&path, &|_| None).expect("valid test config")
