@@ -431,7 +431,15 @@ impl Applier {
             let conversion = rel.conversions[j];
             out.push(match value {
                 TupleValue::Binary(b) if conversion != Conversion::Passthrough => {
-                    TupleValue::Binary(crate::translate::convert(conversion, b).map_err(|e| self.conversion_error(rel, &tuple, j, &e.to_string()))?)
+                    let converted = crate::translate::convert(conversion, b)
+                        .map_err(|e| self.conversion_error(rel, &tuple, j, &e.to_string()))?;
+                    // Text forms (PGVecto.rs) are bound as text parameters; the insert and
+                    // update paths send rows holding them as statements.
+                    if conversion.text_output() {
+                        TupleValue::Text(converted)
+                    } else {
+                        TupleValue::Binary(converted)
+                    }
                 }
                 TupleValue::Text(_) if conversion != Conversion::Passthrough => {
                     return Err(self.conversion_error(rel, &tuple, j, "the value arrived in text form; converted columns need pgoutput's binary mode"))

@@ -32,7 +32,12 @@ use crate::state;
 pub struct CopyJob {
     pub source: Table,
     pub map: TableMap,
+    /// The target's type of each replicated column (for casts from staged text values).
+    pub target_types: Vec<String>,
 }
+
+/// Staging table for rows whose values are in a text form (dropped at commit).
+const STAGE: &str = "pgvshift_copy_stage";
 
 impl CopyJob {
     fn source_columns(&self) -> String {
@@ -120,8 +125,25 @@ async fn copy_one(
     let target = &job.map.target;
     let started = std::time::Instant::now();
     let tx = tgt.transaction().await.db(|| format!("starting the copy of {target} on the target"))?;
+    // Values converted to a TEXT form (PGVecto.rs) cannot go into a binary COPY of their target
+    // type: they are staged in text columns and cast by one INSERT ... SELECT.
+    let staged = job.map.replicated().any(|c| c.conversion.text_output());
+    let copy_into = if staged {
+        let columns: Vec<String> = job
+            .map
+            .replicated()
+            .zip(&job.target_types)
+            .map(|(c, ty)| format!("{} {}", quote_ident(&c.target), if c.conversion.text_output() { "text" } else { ty.as_str() }))
+            .collect();
+        tx.batch_execute(&format!("CREATE TEMP TABLE {STAGE} ({}) ON COMMIT DROP", columns.join(", ")))
+            .await
+            .db(|| format!("creating a staging table for {target}"))?;
+        format!("pg_temp.{STAGE}")
+    } else {
+        target.quoted()
+    };
     let sink = tx
-        .copy_in(&format!("COPY {} ({}) FROM STDIN (FORMAT binary)", target.quoted(), job.target_columns()))
+        .copy_in(&format!("COPY {copy_into} ({}) FROM STDIN (FORMAT binary)", job.target_columns()))
         .await
         .db(|| format!("starting COPY into {target} on the target"))?;
     let stream = src
@@ -170,7 +192,22 @@ async fn copy_one(
     if let Some(t) = &transcoder {
         t.finish().map_err(|e| Error::Runtime(format!("copying {} to {target}: {e}", job.source.name)))?;
     }
-    let rows = sink.finish().await.db(|| format!("finishing COPY into {target} on the target"))?;
+    let mut rows = sink.finish().await.db(|| format!("finishing COPY into {target} on the target"))?;
+    if staged {
+        let casts: Vec<String> = job
+            .map
+            .replicated()
+            .zip(&job.target_types)
+            .map(|(c, ty)| if c.conversion.text_output() { format!("{}::{ty}", quote_ident(&c.target)) } else { quote_ident(&c.target) })
+            .collect();
+        rows = tx
+            .execute(
+                &format!("INSERT INTO {} ({}) SELECT {} FROM pg_temp.{STAGE}", target.quoted(), job.target_columns(), casts.join(", ")),
+                &[],
+            )
+            .await
+            .db(|| format!("moving staged rows into {target}"))?;
+    }
     state::set_table_state(&tx, slot, &job.source.name.to_string(), "copied", Some(rows as i64))
         .await
         .db(|| "recording copy progress".into())?;

@@ -193,9 +193,6 @@ pub fn map_table(table: &Table, tc: &TableConfig) -> TableMap {
         let profile = tc.profile_for(&column.name);
         let kind = VectorKind::of(column);
         let dims = (kind != VectorKind::None && column.type_modifier > 0).then_some(column.type_modifier as u32);
-        if let Some(problem) = unsupported(profile, kind) {
-            problems.push(format!("table {}, column {}: {problem}", table.name, display_ident(&column.name)));
-        }
         match target_type(profile, kind, column, dims, tc.densify_sparse) {
             Ok((target_type, conversion, how)) => columns.push(ColumnMap {
                 source: column.name.clone(),
@@ -321,27 +318,21 @@ fn target_type(
         (Profile::Lantern, VectorKind::Sparsevec) => Err(
             "Lantern has no sparse vector type. Set densify_sparse = true on the table to store it as real[] (every dimension stored), or keep it with column_profiles = { <column> = \"pgvector\" } if pgvector is installed on the target".into(),
         ),
-        (Profile::PgvectoRs, _) => {
-            let ty = match kind {
-                VectorKind::Vector => format!("vectors.vector{n}"),
-                VectorKind::Halfvec => format!("vectors.vecf16{n}"),
-                VectorKind::Sparsevec => format!("vectors.svector{n}"),
-                _ => format!("vectors.bvector{n}"),
+        (Profile::PgvectoRs, kind) => {
+            let (ty, conversion) = match kind {
+                VectorKind::Vector => (format!("vectors.vector{n}"), Conversion::VectorToPgvectorsText),
+                VectorKind::Halfvec => (format!("vectors.vecf16{n}"), Conversion::HalfvecToPgvectorsText),
+                VectorKind::Sparsevec => (format!("vectors.svector{n}"), Conversion::SparsevecToPgvectorsText),
+                _ => (format!("vectors.bvector{n}"), Conversion::BitToPgvectorsText),
             };
-            Ok((
-                ty.clone(),
-                Conversion::Passthrough,
-                format!("NOT IMPLEMENTED YET: moving values into {ty} (PGVecto.rs text form)"),
-            ))
+            let how = if kind == VectorKind::Sparsevec {
+                "PGVecto.rs text form, indices made 0-based; staged as text and cast on the target"
+            } else {
+                "PGVecto.rs text form; staged as text and cast on the target"
+            };
+            Ok((ty, conversion, how.to_string()))
         }
     }
-}
-
-/// Columns that map but cannot move yet.
-fn unsupported(profile: Profile, kind: VectorKind) -> Option<String> {
-    (profile == Profile::PgvectoRs && kind != VectorKind::None).then(|| {
-        "moving values into PGVecto.rs is not implemented yet (plan shows its schema and index DDL); use profile pgvector and convert on the target, or keep this column with column_profiles = { <column> = \"pgvector\" }".to_string()
-    })
 }
 
 #[cfg(test)]
@@ -430,8 +421,8 @@ mod tests {
             assert!(!map_table(&t, &config(p)).converts());
         }
         let m = map_table(&t, &config(Profile::PgvectoRs));
-        assert_eq!(m.problems.len(), 4);
-        assert!(m.problems[0].contains("not implemented yet"));
+        assert!(m.problems.is_empty(), "{:?}", m.problems);
+        assert!(m.columns[1..5].iter().all(|c| c.conversion.text_output()));
         let types: Vec<&str> = m.columns.iter().map(|c| c.target_type.as_str()).collect();
         assert_eq!(types, ["int8", "vectors.vector(768)", "vectors.vecf16(3)", "vectors.svector(5)", "vectors.bvector(40)", "text"]);
     }

@@ -54,6 +54,8 @@ pub struct TargetTableState {
     pub exists: bool,
     pub has_rows: bool,
     pub columns: HashSet<String>,
+    /// Column name -> its type as `format_type` prints it.
+    pub types: std::collections::HashMap<String, String>,
 }
 
 /// Read the source and target catalogs and list blocking problems; changes nothing.
@@ -116,7 +118,7 @@ pub async fn inspect(config: &Config, source: &Client, target: &Client, ours: &H
 async fn target_table_state(target: &Client, name: &QualifiedName) -> Result<TargetTableState> {
     let cols = target
         .query(
-            "SELECT a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
                JOIN pg_namespace n ON n.oid = c.relnamespace \
               WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
             &[&name.schema, &name.name],
@@ -124,14 +126,19 @@ async fn target_table_state(target: &Client, name: &QualifiedName) -> Result<Tar
         .await
         .db(|| format!("reading target table {name}"))?;
     if cols.is_empty() {
-        return Ok(TargetTableState { exists: false, has_rows: false, columns: HashSet::new() });
+        return Ok(TargetTableState { exists: false, has_rows: false, columns: HashSet::new(), types: Default::default() });
     }
     let has_rows: bool = target
         .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", name.quoted()), &[])
         .await
         .db(|| format!("reading target table {name}"))?
         .get(0);
-    Ok(TargetTableState { exists: true, has_rows, columns: cols.iter().map(|r| r.get(0)).collect() })
+    Ok(TargetTableState {
+        exists: true,
+        has_rows,
+        columns: cols.iter().map(|r| r.get(0)).collect(),
+        types: cols.iter().map(|r| (r.get(0), r.get(1))).collect(),
+    })
 }
 
 async fn publication_tables(source: &Client, publication: &str) -> Result<Option<Vec<QualifiedName>>> {
@@ -301,7 +308,17 @@ async fn snapshot(
         tx.commit().await.db(|| "committing target DDL".into())?;
     }
 
-    let jobs: Vec<CopyJob> = inspection.tables.iter().map(|(t, m)| CopyJob { source: t.clone(), map: m.clone() }).collect();
+    let jobs: Vec<CopyJob> = inspection
+        .tables
+        .iter()
+        .zip(&inspection.target_state)
+        .map(|((t, m), st)| CopyJob {
+            source: t.clone(),
+            map: m.clone(),
+            // A pre-created target table's own column types win over the planned ones.
+            target_types: m.replicated().map(|c| st.types.get(&c.target).cloned().unwrap_or_else(|| c.target_type.clone())).collect(),
+        })
+        .collect();
     let started = std::time::Instant::now();
     let copied = copy::copy_tables(config, &snap.snapshot_name, jobs, stats.copy.clone()).await?;
     let consistent_point = snap.consistent_point;

@@ -136,6 +136,15 @@ pub enum Conversion {
     SparsevecToHalfvec,
     /// halfvec -> vector (exact widening).
     HalfvecToVector,
+    /// vector -> PGVecto.rs `vectors.vector` TEXT form (`[1, 2.5, -3]`). Text output: bound as a
+    /// text parameter, or staged in a text column and cast on the target.
+    VectorToPgvectorsText,
+    /// halfvec -> `vectors.vecf16` text form.
+    HalfvecToPgvectorsText,
+    /// sparsevec -> `vectors.svector` text form (0-based indices: `{0:1.5, 2:-2}/5`).
+    SparsevecToPgvectorsText,
+    /// bit -> `vectors.bvector` text form (`[0, 1, 1]`).
+    BitToPgvectorsText,
 }
 
 impl Conversion {
@@ -147,7 +156,22 @@ impl Conversion {
             Conversion::HalfvecToRealArray | Conversion::HalfvecToVector => Some(VectorKind::Halfvec),
             Conversion::BitToIntArray => Some(VectorKind::Bit),
             Conversion::SparsevecToRealArray | Conversion::SparsevecToHalfvec => Some(VectorKind::Sparsevec),
+            Conversion::VectorToPgvectorsText => Some(VectorKind::Vector),
+            Conversion::HalfvecToPgvectorsText => Some(VectorKind::Halfvec),
+            Conversion::SparsevecToPgvectorsText => Some(VectorKind::Sparsevec),
+            Conversion::BitToPgvectorsText => Some(VectorKind::Bit),
         }
+    }
+
+    /// Whether the output is the target type's TEXT input form (not its binary recv form).
+    pub fn text_output(self) -> bool {
+        matches!(
+            self,
+            Conversion::VectorToPgvectorsText
+                | Conversion::HalfvecToPgvectorsText
+                | Conversion::SparsevecToPgvectorsText
+                | Conversion::BitToPgvectorsText
+        )
     }
 
     /// The target column type's name as it would appear in DDL (without typmod), or `None` for
@@ -161,6 +185,10 @@ impl Conversion {
             }
             Conversion::BitToIntArray => Some("integer[]"),
             Conversion::HalfvecToVector => Some("vector"),
+            Conversion::VectorToPgvectorsText => Some("vectors.vector"),
+            Conversion::HalfvecToPgvectorsText => Some("vectors.vecf16"),
+            Conversion::SparsevecToPgvectorsText => Some("vectors.svector"),
+            Conversion::BitToPgvectorsText => Some("vectors.bvector"),
         }
     }
 }
@@ -610,6 +638,10 @@ pub fn convert_into(conversion: Conversion, input: &[u8], out: &mut BytesMut) ->
 fn write_conversion(conversion: Conversion, input: &[u8], out: &mut BytesMut) -> Result<(), ConvertError> {
     match conversion {
         Conversion::Passthrough => out.extend_from_slice(input),
+        Conversion::VectorToPgvectorsText => out.extend_from_slice(vector_to_pgvectors_text(input)?.as_bytes()),
+        Conversion::HalfvecToPgvectorsText => out.extend_from_slice(halfvec_to_pgvectors_text(input)?.as_bytes()),
+        Conversion::SparsevecToPgvectorsText => out.extend_from_slice(sparsevec_to_pgvectors_text(input)?.as_bytes()),
+        Conversion::BitToPgvectorsText => out.extend_from_slice(bit_to_pgvectors_text(input)?.as_bytes()),
         Conversion::VectorToHalfvec => {
             let v = Dense::parse(VectorKind::Vector, input)?;
             out.reserve(4 + 2 * v.dim);

@@ -186,7 +186,7 @@ async fn plan_shows_types_and_ddl_and_changes_nothing() {
     assert!(stdout.contains("\"embedding\" vector(768)"), "the DDL keeps the typmod:\n{stdout}");
     assert!(stdout.contains("PRIMARY KEY (\"id\")"), "the DDL has the primary key:\n{stdout}");
     assert!(
-        stdout.contains("CREATE INDEX IF NOT EXISTS \"items_embedding_idx\" ON \"public\".\"items\" USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')"),
+        stdout.contains("CREATE INDEX IF NOT EXISTS \"items_embedding_idx\" ON \"public\".\"items\" USING hnsw (\"embedding\" vector_cosine_ops) WITH (m='16', ef_construction='64')"),
         "the hnsw index DDL:\n{stdout}"
     );
     assert!(stdout.contains("***"), "the URLs are shown redacted:\n{stdout}");
