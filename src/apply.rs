@@ -346,10 +346,6 @@ impl Applier {
                 let tuple = self.map_tuple(relid, old.tuple)?;
                 self.delete(relid, old.kind, tuple).await
             }
-            _ if self.run.is_some() => {
-                self.send_pending().await?;
-                Box::pin(self.handle(msg)).await
-            }
             LogicalMessage::Truncate { restart_identity, relids, .. } => self.truncate(restart_identity, &relids).await,
         }
     }
@@ -681,6 +677,8 @@ impl Applier {
     }
 
     async fn delete(&mut self, relid: Oid, kind: OldTupleKind, old: Tuple) -> Result<()> {
+        // Changes are applied in stream order: a pending run (inserts or updates) goes first.
+        self.send_pending().await?;
         let Some(rel) = self.rel(relid)? else { return Ok(()) };
         let (where_cols, _, full) = match_columns(rel, kind, &old)?;
         check_key_present(rel, &old, &where_cols, "DELETE")?;
@@ -702,6 +700,8 @@ impl Applier {
         if targets.is_empty() {
             return Ok(());
         }
+        // Changes are applied in stream order: a pending run (inserts or updates) goes first.
+        self.send_pending().await?;
         self.drain().await?;
         let sql = format!("TRUNCATE {}{}", targets.join(", "), if restart_identity { " RESTART IDENTITY" } else { "" });
         self.client.batch_execute(&sql).await.db(|| format!("applying {sql}"))?;

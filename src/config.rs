@@ -155,6 +155,10 @@ pub struct TableConfig {
     pub alloydb_scann: bool,
     /// Print the translated index DDL (in `plan` and the log) without running it.
     pub index_ddl_only: bool,
+    /// Translate these source indexes as if they used another pgvector opclass
+    /// (`index_opclasses = { items_emb_ip = "vector_cosine_ops" }`): the explicit mapping for a
+    /// metric the target engine lacks.
+    pub index_opclasses: BTreeMap<String, String>,
 }
 
 impl TableConfig {
@@ -170,6 +174,7 @@ impl TableConfig {
             densify_sparse: false,
             alloydb_scann: false,
             index_ddl_only: false,
+            index_opclasses: BTreeMap::new(),
         }
     }
 
@@ -329,6 +334,7 @@ struct RawTable {
     densify_sparse: Option<bool>,
     index: Option<Spanned<String>>,
     index_ddl_only: Option<bool>,
+    index_opclasses: Option<BTreeMap<String, String>>,
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -705,6 +711,7 @@ fn validate_tables(ctx: &Ctx<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>
             densify_sparse: entry.densify_sparse.unwrap_or(false),
             alloydb_scann,
             index_ddl_only: entry.index_ddl_only.unwrap_or(false),
+            index_opclasses: entry.index_opclasses.clone().unwrap_or_default(),
         });
     }
     Ok(tables)

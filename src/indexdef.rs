@@ -1044,9 +1044,10 @@ fn to_lantern(def: &IndexDef, v: &VecIndex, b: &mut Builder, idx: &str) -> Trans
         (ColumnKind::Vector | ColumnKind::Halfvec, m @ (Metric::Ip | Metric::L1)) => {
             return Translation::Skip {
                 reason: format!(
-                    "index {idx}: Lantern has no {} operator class: {src} cannot be translated; map it explicitly ({}) or query without an index",
+                    "index {idx}: Lantern has no {} operator class: {src} cannot be translated; map it explicitly with index_opclasses = {{ {idx} = \"{}\" }} on the table (a different metric: {}) or query without an index",
                     m.describe(),
-                    if m == Metric::Ip { "e.g. normalise the vectors and use dist_cos_ops" } else { "e.g. dist_l2sq_ops, a different metric" }
+                    if m == Metric::Ip { "vector_cosine_ops" } else { "vector_l2_ops" },
+                    if m == Metric::Ip { "fine for normalised vectors" } else { "results are ordered by L2 instead" }
                 ),
             }
         }
@@ -1141,7 +1142,7 @@ fn to_pgvecto_rs(def: &IndexDef, v: &VecIndex, b: &mut Builder, idx: &str) -> Tr
         Metric::L1 => {
             return Translation::Skip {
                 reason: format!(
-                    "index {idx}: PGVecto.rs has no L1 operator class: {src} cannot be translated; map it explicitly (e.g. vectors.vector_l2_ops, a different metric) by hand, or query without an index"
+                    "index {idx}: PGVecto.rs has no L1 operator class: {src} cannot be translated; map it explicitly with index_opclasses = {{ {idx} = \"vector_l2_ops\" }} on the table (a different metric), or query without an index"
                 ),
             }
         }
@@ -1716,7 +1717,7 @@ mod tests {
                 [
                     s(r#"hnsw ("embedding" vector_ip_ops)"#),
                     s(r#"hnsw ("embedding" halfvec_ip_ops)"#),
-                    s("SKIP:Lantern has no inner-product operator class: vector_ip_ops cannot be translated; map it explicitly"),
+                    s("SKIP:Lantern has no inner-product operator class: vector_ip_ops cannot be translated; map it explicitly with index_opclasses"),
                     format!(r#"vectors ("embedding" vectors.vector_dot_ops) {HNSW16}"#),
                     s("vchordrq (\"embedding\" vector_ip_ops) WITH (options = $$[build.internal]\nlists = [2000]$$)"),
                     s(r#"hnsw ("embedding" vector_ip_ops)"#),
@@ -1728,7 +1729,7 @@ mod tests {
                 [
                     s(r#"hnsw ("embedding" vector_l1_ops)"#),
                     s(r#"hnsw ("embedding" halfvec_l1_ops)"#),
-                    s("SKIP:Lantern has no L1 operator class: vector_l1_ops cannot be translated; map it explicitly"),
+                    s("SKIP:Lantern has no L1 operator class: vector_l1_ops cannot be translated; map it explicitly with index_opclasses"),
                     s("SKIP:PGVecto.rs has no L1 operator class"),
                     s(r#"hnsw ("embedding" vector_l1_ops)"#),
                     s(r#"hnsw ("embedding" vector_l1_ops)"#),

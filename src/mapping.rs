@@ -182,6 +182,16 @@ pub fn map_table(table: &Table, tc: &TableConfig) -> TableMap {
             ));
         }
     }
+    for name in tc.index_opclasses.keys() {
+        if !table.indexes.iter().any(|i| &i.name == name) {
+            problems.push(format!(
+                "table {}: index_opclasses names index {} which the source table does not have (its indexes: {})",
+                table.name,
+                display_ident(name),
+                table.indexes.iter().map(|i| display_ident(&i.name)).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
     for c in tc.column_profiles.keys() {
         if !names.contains(&c.as_str()) {
             problems.push(unknown("column_profiles", c));
@@ -258,7 +268,16 @@ pub fn index_plan(table: &Table, map: &TableMap) -> Vec<IndexPlan> {
         .map(|index| {
             let translation = match indexdef::parse(&index.definition, &table.printed_name) {
                 Err(e) => Translation::Skip { reason: format!("index {}: cannot read its definition ({e}); create it on the target yourself", index.name) },
-                Ok(def) => {
+                Ok(mut def) => {
+                    let remapped = map.config.index_opclasses.get(&index.name).and_then(|opclass| {
+                        let key = def.keys.first_mut()?;
+                        let old = key.opclass.replace(indexdef::Opclass { schema: None, name: opclass.clone() });
+                        Some(format!(
+                            "index {}: translated as {opclass} instead of {} (index_opclasses): queries must use that operator",
+                            index.name,
+                            old.map_or_else(|| "the default opclass".to_string(), |o| o.name)
+                        ))
+                    });
                     let profile = def
                         .keys
                         .first()
@@ -272,7 +291,13 @@ pub fn index_plan(table: &Table, map: &TableMap) -> Vec<IndexPlan> {
                         alloydb_scann: map.config.alloydb_scann,
                         column_renames: map.config.renames.iter().map(|(a, b)| (a.clone(), b.clone())).collect(),
                     };
-                    indexdef::translate(&def, &map.target, &ctx)
+                    match (indexdef::translate(&def, &map.target, &ctx), remapped) {
+                        (Translation::Create { sql, mut notes, extension }, Some(note)) => {
+                            notes.insert(0, note);
+                            Translation::Create { sql, notes, extension }
+                        }
+                        (t, _) => t,
+                    }
                 }
             };
             IndexPlan { name: index.name.clone(), source_definition: index.definition.clone(), translation }

@@ -47,8 +47,13 @@ async fn vectors_become_real_arrays_with_translated_indexes() {
     let (code, stdout, stderr) = env.run_binary(&["plan", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stderr.contains("column s") && stderr.contains("densify_sparse = true"), "{stderr}");
+    // Inner product has no Lantern opclass: skipped, with the explicit mapping to use.
+    assert!(
+        stdout.contains("skipped: index items_emb_ip") && stdout.contains("index_opclasses = { items_emb_ip = \"vector_cosine_ops\" }"),
+        "{stdout}"
+    );
 
-    let path = env.write_config_with(&[("public.items", "profile = \"lantern\"\ndensify_sparse = true\nindex_ddl_only = true")], "");
+    let path = env.write_config_with(&[("public.items", "profile = \"lantern\"\ndensify_sparse = true\nindex_ddl_only = true\nindex_opclasses = { items_emb_ip = \"vector_cosine_ops\" }")], "");
     let (code, plan, stderr) = env.run_binary(&["plan", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{plan}\n{stderr}");
     for want in [
@@ -59,7 +64,8 @@ async fn vectors_become_real_arrays_with_translated_indexes() {
         "USING lantern_hnsw (\"emb\" dist_l2sq_ops) WITH (m=12, ef_construction=400, ef=64, dim=16)",
         "ef_construction 500 clamped to 400",
         "USING lantern_hnsw (\"h\" dist_cos_ops)",
-        "skipped: index items_emb_ip",
+        "CREATE INDEX IF NOT EXISTS \"items_emb_ip\" ON \"public\".\"items\" USING lantern_hnsw (\"emb\" dist_cos_ops)",
+        "index items_emb_ip: translated as vector_cosine_ops instead of vector_ip_ops (index_opclasses)",
         "extensions the target needs for these indexes: lantern",
     ] {
         assert!(plan.contains(want), "plan lacks {want:?}:\n{plan}");
