@@ -30,12 +30,12 @@ use futures_util::StreamExt;
 use tokio_postgres::{Client, Statement};
 
 use crate::error::{DbContext, Error, Result};
-use crate::pg::RawValue;
 use crate::mapping::TableMap;
-use crate::pgoutput::{LogicalMessage, OldTupleKind, Oid, Relation, RelationColumn, Tuple, TupleValue};
-use crate::translate::Conversion;
+use crate::pg::RawValue;
+use crate::pgoutput::{LogicalMessage, Oid, OldTupleKind, Relation, RelationColumn, Tuple, TupleValue};
 use crate::sql::{quote_ident, QualifiedName};
 use crate::state;
+use crate::translate::Conversion;
 use crate::Lsn;
 
 /// How many statements may await their result at once.
@@ -192,8 +192,17 @@ pub struct Applier {
 }
 
 impl Applier {
-    pub async fn new(client: Client, slot: &str, tables: Vec<TargetTable>, applied_lsn: Lsn, stats: Arc<ApplyStats>) -> Result<Applier> {
-        let advance = client.prepare(state::ADVANCE_SQL).await.db(|| "preparing the progress update".into())?;
+    pub async fn new(
+        client: Client,
+        slot: &str,
+        tables: Vec<TargetTable>,
+        applied_lsn: Lsn,
+        stats: Arc<ApplyStats>,
+    ) -> Result<Applier> {
+        let advance = client
+            .prepare(state::ADVANCE_SQL)
+            .await
+            .db(|| "preparing the progress update".into())?;
         Ok(Applier {
             client: Arc::new(client),
             slot: slot.to_string(),
@@ -240,7 +249,10 @@ impl Applier {
             return Ok(false);
         }
         if !self.in_target_txn {
-            self.client.batch_execute("BEGIN").await.db(|| "opening a target transaction".into())?;
+            self.client
+                .batch_execute("BEGIN")
+                .await
+                .db(|| "opening a target transaction".into())?;
             self.in_target_txn = true;
         }
         Ok(true)
@@ -265,7 +277,10 @@ impl Applier {
         self.drain().await?;
         let Some((end_lsn, commit_time)) = self.batch_end.take() else {
             // Only possible when a stop interrupts before the first Commit: nothing to keep.
-            self.client.batch_execute("ROLLBACK").await.db(|| "rolling back an empty batch".into())?;
+            self.client
+                .batch_execute("ROLLBACK")
+                .await
+                .db(|| "rolling back an empty batch".into())?;
             self.in_target_txn = false;
             return Ok(None);
         };
@@ -280,7 +295,10 @@ impl Applier {
                 self.slot
             )));
         }
-        self.client.batch_execute("COMMIT").await.db(|| format!("committing changes up to {end_lsn} on the target"))?;
+        self.client
+            .batch_execute("COMMIT")
+            .await
+            .db(|| format!("committing changes up to {end_lsn} on the target"))?;
         self.in_target_txn = false;
         self.batch_changes = 0;
         self.applied_lsn = end_lsn;
@@ -294,7 +312,10 @@ impl Applier {
         self.stages.clear(); // created in a transaction that is rolled back
         if self.in_target_txn {
             while self.in_flight.next().await.is_some() {}
-            self.client.batch_execute("ROLLBACK").await.db(|| "rolling back an unfinished batch".into())?;
+            self.client
+                .batch_execute("ROLLBACK")
+                .await
+                .db(|| "rolling back an unfinished batch".into())?;
             self.in_target_txn = false;
             self.batch_changes = 0;
             self.batch_end = None;
@@ -346,7 +367,11 @@ impl Applier {
                 let tuple = self.map_tuple(relid, old.tuple)?;
                 self.delete(relid, old.kind, tuple).await
             }
-            LogicalMessage::Truncate { restart_identity, relids, .. } => self.truncate(restart_identity, &relids).await,
+            LogicalMessage::Truncate {
+                restart_identity,
+                relids,
+                ..
+            } => self.truncate(restart_identity, &relids).await,
         }
     }
 
@@ -367,7 +392,10 @@ impl Applier {
             if table.map.excluded.contains(&column.name) {
                 continue;
             }
-            let mapped = table.map.column_by_source(&column.name).filter(|m| table.target_columns.contains(&m.target));
+            let mapped = table
+                .map
+                .column_by_source(&column.name)
+                .filter(|m| table.target_columns.contains(&m.target));
             let Some(mapped) = mapped else {
                 return Err(Error::Runtime(format!(
                     "source table {} now has a column {} that target table {} lacks (was it added after the snapshot?). Add it on the target (ALTER TABLE {} ADD COLUMN {} ...) or list it in `exclude`, then run pgvshift again; nothing after {} was applied",
@@ -379,29 +407,56 @@ impl Applier {
                     self.applied_lsn
                 )));
             };
-            columns.push(RelationColumn { name: mapped.target.clone(), ..column.clone() });
+            columns.push(RelationColumn {
+                name: mapped.target.clone(),
+                ..column.clone()
+            });
             source_positions.push(i);
             conversions.push(mapped.conversion);
         }
         let source_columns = relation.columns.len();
-        let identity = columns.len() == source_columns
-            && conversions.iter().all(|c| *c == Conversion::Passthrough);
+        let identity = columns.len() == source_columns && conversions.iter().all(|c| *c == Conversion::Passthrough);
         let relation = Relation { columns, ..relation };
-        let key_idx = relation.columns.iter().enumerate().filter(|(_, c)| c.is_key).map(|(i, _)| i).collect();
+        let key_idx = relation
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_key)
+            .map(|(i, _)| i)
+            .collect();
         let pk_idx: Vec<usize> = table
             .primary_key
             .iter()
             .filter_map(|k| relation.columns.iter().position(|c| &c.name == k))
             .collect();
-        let pk_idx = if pk_idx.len() == table.primary_key.len() { pk_idx } else { Vec::new() };
+        let pk_idx = if pk_idx.len() == table.primary_key.len() {
+            pk_idx
+        } else {
+            Vec::new()
+        };
         let text_match = relation
             .columns
             .iter()
-            .map(|c| NO_EQUALITY_TYPES.iter().find(|(oid, _)| *oid == c.type_oid).map(|(_, name)| *name))
+            .map(|c| {
+                NO_EQUALITY_TYPES
+                    .iter()
+                    .find(|(oid, _)| *oid == c.type_oid)
+                    .map(|(_, name)| *name)
+            })
             .collect();
         self.relations.insert(
             relation.relid,
-            RelState { table, relation, key_idx, pk_idx, text_match, source_positions, conversions, source_columns, identity },
+            RelState {
+                table,
+                relation,
+                key_idx,
+                pk_idx,
+                text_match,
+                source_positions,
+                conversions,
+                source_columns,
+                identity,
+            },
         );
         Ok(())
     }
@@ -409,7 +464,9 @@ impl Applier {
     /// A source tuple in target terms: excluded columns dropped, values converted for the
     /// column's profile (e.g. vector -> halfvec). Unchanged TOAST markers and NULLs stay as they are.
     fn map_tuple(&self, relid: Oid, tuple: Tuple) -> Result<Tuple> {
-        let Some(rel) = self.relations.get(&relid) else { return Ok(tuple) };
+        let Some(rel) = self.relations.get(&relid) else {
+            return Ok(tuple);
+        };
         if tuple.0.len() != rel.source_columns {
             return Err(Error::Runtime(format!(
                 "a change to {} carries {} columns but its Relation message has {}",
@@ -438,7 +495,12 @@ impl Applier {
                     }
                 }
                 TupleValue::Text(_) if conversion != Conversion::Passthrough => {
-                    return Err(self.conversion_error(rel, &tuple, j, "the value arrived in text form; converted columns need pgoutput's binary mode"))
+                    return Err(self.conversion_error(
+                        rel,
+                        &tuple,
+                        j,
+                        "the value arrived in text form; converted columns need pgoutput's binary mode",
+                    ))
                 }
                 other => other.clone(),
             });
@@ -454,14 +516,20 @@ impl Applier {
                 _ => None,
             }
         });
-        let c = rel.table.map.columns.iter().find(|c| c.target == rel.relation.columns[column].name);
+        let c = rel
+            .table
+            .map
+            .columns
+            .iter()
+            .find(|c| c.target == rel.relation.columns[column].name);
         Error::Runtime(format!(
             "cannot apply a change to {} (source transaction {}, commit {}): row {key}, column {}{}: {message}",
             rel.table.source,
             self.current_xid,
             self.current_final_lsn,
             quote_ident(&rel.relation.columns[column].name),
-            c.map(|c| format!(" ({} -> {}, profile {})", c.source_type, c.target_type, c.profile)).unwrap_or_default()
+            c.map(|c| format!(" ({} -> {}, profile {})", c.source_type, c.target_type, c.profile))
+                .unwrap_or_default()
         ))
     }
 
@@ -483,7 +551,11 @@ impl Applier {
             return Ok(());
         }
         self.stats.inserts.fetch_add(1, Ordering::Relaxed);
-        if new.0.iter().any(|v| matches!(v, TupleValue::Text(_) | TupleValue::Unchanged)) {
+        if new
+            .0
+            .iter()
+            .any(|v| matches!(v, TupleValue::Text(_) | TupleValue::Unchanged))
+        {
             // COPY binary needs binary values: send this one as a statement.
             self.send_pending().await?;
             return self.insert_statement(relid, new).await;
@@ -492,7 +564,13 @@ impl Applier {
             self.send_pending().await?;
         }
         let size = tuple_bytes(&new);
-        if let Run::Insert(run) = self.run.get_or_insert_with(|| Run::Insert(InsertRun { relid, rows: Vec::new(), bytes: 0 })) {
+        if let Run::Insert(run) = self.run.get_or_insert_with(|| {
+            Run::Insert(InsertRun {
+                relid,
+                rows: Vec::new(),
+                bytes: 0,
+            })
+        }) {
             run.rows.push(new);
             run.bytes += size;
         }
@@ -537,9 +615,18 @@ impl Applier {
         let Some(rel) = self.rel(run.relid)? else { return Ok(()) };
         let target = rel.table.target.clone();
         let cols: Vec<String> = rel.relation.columns.iter().map(|c| quote_ident(&c.name)).collect();
-        let sql = format!("COPY {} ({}) FROM STDIN (FORMAT binary)", target.quoted(), cols.join(", "));
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            target.quoted(),
+            cols.join(", ")
+        );
         let n = run.rows.len();
-        let what = || format!("applying {n} inserts into {target} with COPY (source transaction {}, commit {})", self.current_xid, self.current_final_lsn);
+        let what = || {
+            format!(
+                "applying {n} inserts into {target} with COPY (source transaction {}, commit {})",
+                self.current_xid, self.current_final_lsn
+            )
+        };
         let data = copy_binary(&run.rows, run.bytes);
         let sink = self.client.copy_in::<_, bytes::Bytes>(&sql).await.db(what)?;
         futures_util::pin_mut!(sink);
@@ -561,7 +648,13 @@ impl Applier {
         }
         let size = tuple_bytes(&new);
         let run = self.run.get_or_insert_with(|| {
-            Run::Update(UpdateRun { relid, set_cols, rows: Vec::new(), keys: HashSet::new(), bytes: 0 })
+            Run::Update(UpdateRun {
+                relid,
+                set_cols,
+                rows: Vec::new(),
+                keys: HashSet::new(),
+                bytes: 0,
+            })
         });
         if let Run::Update(run) = run {
             run.rows.push(new);
@@ -593,14 +686,21 @@ impl Applier {
         }
         let target = rel.table.target.clone();
         let names = present_names(&rel.relation, &run.set_cols);
-        let key_names: Vec<&str> = rel.pk_idx.iter().map(|&i| rel.relation.columns[i].name.as_str()).collect();
+        let key_names: Vec<&str> = rel
+            .pk_idx
+            .iter()
+            .map(|&i| rel.relation.columns[i].name.as_str())
+            .collect();
         let cols: Vec<String> = names.iter().map(|c| quote_ident(c)).collect();
         let sets: Vec<String> = names
             .iter()
             .filter(|c| !key_names.contains(c))
             .map(|c| format!("{} = s.{}", quote_ident(c), quote_ident(c)))
             .collect();
-        let cond: Vec<String> = key_names.iter().map(|k| format!("t.{} = s.{}", quote_ident(k), quote_ident(k))).collect();
+        let cond: Vec<String> = key_names
+            .iter()
+            .map(|k| format!("t.{} = s.{}", quote_ident(k), quote_ident(k)))
+            .collect();
         let stage_key = (run.relid, run.set_cols.clone());
         let stage = match self.stages.get(&stage_key) {
             Some(name) => name.clone(),
@@ -624,16 +724,28 @@ impl Applier {
         self.drain().await?;
         let n = run.rows.len();
         let (xid, lsn) = (self.current_xid, self.current_final_lsn);
-        let what = || format!("applying {n} updates of {target} through a staging table (source transaction {xid}, commit {lsn})");
+        let what = || {
+            format!("applying {n} updates of {target} through a staging table (source transaction {xid}, commit {lsn})")
+        };
         let present: Vec<Tuple> = run
             .rows
             .iter()
-            .map(|t| Tuple(t.0.iter().filter(|v| !matches!(v, TupleValue::Unchanged)).cloned().collect()))
+            .map(|t| {
+                Tuple(
+                    t.0.iter()
+                        .filter(|v| !matches!(v, TupleValue::Unchanged))
+                        .cloned()
+                        .collect(),
+                )
+            })
             .collect();
         let data = copy_binary(&present, run.bytes);
         let sink = self
             .client
-            .copy_in::<_, bytes::Bytes>(&format!("COPY {stage_q} ({}) FROM STDIN (FORMAT binary)", cols.join(", ")))
+            .copy_in::<_, bytes::Bytes>(&format!(
+                "COPY {stage_q} ({}) FROM STDIN (FORMAT binary)",
+                cols.join(", ")
+            ))
             .await
             .db(what)?;
         futures_util::pin_mut!(sink);
@@ -671,7 +783,9 @@ impl Applier {
         if !set_cols.iter().any(|b| *b) {
             return Ok(());
         }
-        let stmt = self.statement((relid, Op::Update, set_cols, where_cols, full), &sql).await?;
+        let stmt = self
+            .statement((relid, Op::Update, set_cols, where_cols, full), &sql)
+            .await?;
         self.stats.updates.fetch_add(1, Ordering::Relaxed);
         self.push(stmt, params, what).await
     }
@@ -685,7 +799,9 @@ impl Applier {
         let params = values(&old, &where_cols);
         let sql = delete_sql(&rel.table.target, &match_names(rel, &where_cols, full), full);
         let what = format!("DELETE from {}", rel.table.target);
-        let stmt = self.statement((relid, Op::Delete, vec![], where_cols, full), &sql).await?;
+        let stmt = self
+            .statement((relid, Op::Delete, vec![], where_cols, full), &sql)
+            .await?;
         self.stats.deletes.fetch_add(1, Ordering::Relaxed);
         self.push(stmt, params, what).await
     }
@@ -703,7 +819,11 @@ impl Applier {
         // Changes are applied in stream order: a pending run (inserts or updates) goes first.
         self.send_pending().await?;
         self.drain().await?;
-        let sql = format!("TRUNCATE {}{}", targets.join(", "), if restart_identity { " RESTART IDENTITY" } else { "" });
+        let sql = format!(
+            "TRUNCATE {}{}",
+            targets.join(", "),
+            if restart_identity { " RESTART IDENTITY" } else { "" }
+        );
         self.client.batch_execute(&sql).await.db(|| format!("applying {sql}"))?;
         self.stats.truncates.fetch_add(1, Ordering::Relaxed);
         self.batch_changes += 1;
@@ -720,7 +840,10 @@ impl Applier {
                 // A statement pipelined earlier may have failed and aborted the transaction, which
                 // makes this fail with "current transaction is aborted": report that one instead.
                 self.drain().await?;
-                return Err(Error::Db { context: format!("preparing `{sql}` on the target"), source: e });
+                return Err(Error::Db {
+                    context: format!("preparing `{sql}` on the target"),
+                    source: e,
+                });
             }
         };
         self.statements.insert(key, stmt.clone());
@@ -887,7 +1010,13 @@ fn match_names<'a>(rel: &'a RelState, cols: &[bool], full: bool) -> Vec<(&'a str
 }
 
 fn present_names<'a>(relation: &'a Relation, cols: &[bool]) -> Vec<&'a str> {
-    relation.columns.iter().zip(cols).filter(|(_, p)| **p).map(|(c, _)| c.name.as_str()).collect()
+    relation
+        .columns
+        .iter()
+        .zip(cols)
+        .filter(|(_, p)| **p)
+        .map(|(c, _)| c.name.as_str())
+        .collect()
 }
 
 fn values(tuple: &Tuple, cols: &[bool]) -> Vec<RawValue> {
@@ -918,7 +1047,12 @@ fn pg_time(micros: i64) -> SystemTime {
 pub fn insert_sql(table: &QualifiedName, cols: &[&str]) -> String {
     let names: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
     let params: Vec<String> = (1..=cols.len()).map(|i| format!("${i}")).collect();
-    format!("INSERT INTO {} ({}) VALUES ({})", table.quoted(), names.join(", "), params.join(", "))
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        table.quoted(),
+        names.join(", "),
+        params.join(", ")
+    )
 }
 
 /// `cols` lists each column with, for types without `=`, the type to compare its text form as.
@@ -937,11 +1071,18 @@ fn where_clause(cols: &[(&str, Option<&str>)], first_param: usize, full: bool) -
 /// `UPDATE t SET "a" = $1 WHERE "id" = $2`; with `full` (no key: match on every column),
 /// exactly one matching row is changed.
 pub fn update_sql(table: &QualifiedName, set: &[&str], key: &[(&str, Option<&str>)], full: bool) -> String {
-    let sets: Vec<String> = set.iter().enumerate().map(|(i, c)| format!("{} = ${}", quote_ident(c), i + 1)).collect();
+    let sets: Vec<String> = set
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{} = ${}", quote_ident(c), i + 1))
+        .collect();
     let cond = where_clause(key, set.len() + 1, full);
     let t = table.quoted();
     if full {
-        format!("UPDATE {t} SET {} WHERE ctid = (SELECT ctid FROM {t} WHERE {cond} LIMIT 1)", sets.join(", "))
+        format!(
+            "UPDATE {t} SET {} WHERE ctid = (SELECT ctid FROM {t} WHERE {cond} LIMIT 1)",
+            sets.join(", ")
+        )
     } else {
         format!("UPDATE {t} SET {} WHERE {cond}", sets.join(", "))
     }
@@ -965,12 +1106,18 @@ mod tests {
     #[test]
     fn renders_statements_with_quoted_identifiers() {
         let t = QualifiedName::new("My S", "Weird \"T\"");
-        assert_eq!(insert_sql(&t, &["id", "v"]), "INSERT INTO \"My S\".\"Weird \"\"T\"\"\" (\"id\", \"v\") VALUES ($1, $2)");
+        assert_eq!(
+            insert_sql(&t, &["id", "v"]),
+            "INSERT INTO \"My S\".\"Weird \"\"T\"\"\" (\"id\", \"v\") VALUES ($1, $2)"
+        );
         assert_eq!(
             update_sql(&t, &["v", "note"], &[("id", None)], false),
             "UPDATE \"My S\".\"Weird \"\"T\"\"\" SET \"v\" = $1, \"note\" = $2 WHERE \"id\" = $3"
         );
-        assert_eq!(delete_sql(&t, &[("a", None), ("b", None)], false), "DELETE FROM \"My S\".\"Weird \"\"T\"\"\" WHERE \"a\" = $1 AND \"b\" = $2");
+        assert_eq!(
+            delete_sql(&t, &[("a", None), ("b", None)], false),
+            "DELETE FROM \"My S\".\"Weird \"\"T\"\"\" WHERE \"a\" = $1 AND \"b\" = $2"
+        );
         let p = QualifiedName::new("public", "log");
         assert_eq!(
             delete_sql(&p, &[("a", None), ("b", Some("json"))], true),
@@ -985,8 +1132,14 @@ mod tests {
     #[test]
     fn copy_binary_frames_rows_as_postgres_expects() {
         let rows = vec![
-            Tuple(vec![TupleValue::Binary(bytes::Bytes::from_static(&[0, 0, 0, 7])), TupleValue::Null]),
-            Tuple(vec![TupleValue::Binary(bytes::Bytes::from_static(b"")), TupleValue::Binary(bytes::Bytes::from_static(b"ab"))]),
+            Tuple(vec![
+                TupleValue::Binary(bytes::Bytes::from_static(&[0, 0, 0, 7])),
+                TupleValue::Null,
+            ]),
+            Tuple(vec![
+                TupleValue::Binary(bytes::Bytes::from_static(b"")),
+                TupleValue::Binary(bytes::Bytes::from_static(b"ab")),
+            ]),
         ];
         let got = copy_binary(&rows, 0);
         let mut want: Vec<u8> = b"PGCOPY\n\xff\r\n\0".to_vec();
@@ -1000,14 +1153,27 @@ mod tests {
     #[test]
     fn pg_time_counts_from_2000() {
         assert_eq!(pg_time(0).duration_since(UNIX_EPOCH).unwrap().as_secs(), 946_684_800);
-        assert_eq!(pg_time(1_500_000).duration_since(UNIX_EPOCH).unwrap().as_millis(), 946_684_801_500);
+        assert_eq!(
+            pg_time(1_500_000).duration_since(UNIX_EPOCH).unwrap().as_millis(),
+            946_684_801_500
+        );
     }
 
     #[test]
     fn unchanged_values_are_left_out_of_the_set_list() {
-        let tuple = Tuple(vec![TupleValue::Binary(bytes::Bytes::from_static(b"\0\0\0\x01")), TupleValue::Unchanged, TupleValue::Null]);
+        let tuple = Tuple(vec![
+            TupleValue::Binary(bytes::Bytes::from_static(b"\0\0\0\x01")),
+            TupleValue::Unchanged,
+            TupleValue::Null,
+        ]);
         let cols: Vec<bool> = tuple.0.iter().map(|v| !matches!(v, TupleValue::Unchanged)).collect();
         assert_eq!(cols, vec![true, false, true]);
-        assert_eq!(values(&tuple, &cols), vec![RawValue::Binary(bytes::Bytes::from_static(b"\0\0\0\x01")), RawValue::Null]);
+        assert_eq!(
+            values(&tuple, &cols),
+            vec![
+                RawValue::Binary(bytes::Bytes::from_static(b"\0\0\0\x01")),
+                RawValue::Null
+            ]
+        );
     }
 }

@@ -66,11 +66,18 @@ async fn start(name: &str) -> Result<LocalCluster> {
     tokio::task::spawn_blocking(move || LocalCluster::start(ClusterOptions::new(name)))
         .await
         .map_err(|e| Error::Runtime(e.to_string()))?
-        .map_err(|e| Error::Runtime(format!("starting a throwaway cluster: {e:#} (run scripts/setup.sh first)")))
+        .map_err(|e| {
+            Error::Runtime(format!(
+                "starting a throwaway cluster: {e:#} (run scripts/setup.sh first)"
+            ))
+        })
 }
 
 async fn exec(client: &Client, sql: &str) -> Result<()> {
-    client.batch_execute(sql).await.db(|| format!("bench: `{}`", sql.lines().next().unwrap_or("")))
+    client
+        .batch_execute(sql)
+        .await
+        .db(|| format!("bench: `{}`", sql.lines().next().unwrap_or("")))
 }
 
 /// Write `rows` inserts (ids from `first_id`) and `rows` updates of non-vector columns, in
@@ -92,7 +99,11 @@ async fn workload(source: &Client, first_id: i64, rows: u32, dims: u32, marker: 
     let mut start = first_id;
     while start < first_id + rows {
         let end = (start + 999).min(first_id + rows - 1);
-        exec(source, &format!("UPDATE items SET title = title || ' updated' WHERE id BETWEEN {start} AND {end}")).await?;
+        exec(
+            source,
+            &format!("UPDATE items SET title = title || ' updated' WHERE id BETWEEN {start} AND {end}"),
+        )
+        .await?;
         start = end + 1;
     }
     exec(source, &format!("INSERT INTO items VALUES ({marker}, 'marker', NULL)")).await?;
@@ -102,7 +113,10 @@ async fn workload(source: &Client, first_id: i64, rows: u32, dims: u32, marker: 
 async fn wait_marker(target: &Client, marker: i64, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let found = target.query_opt("SELECT 1 FROM items WHERE id = $1", &[&marker]).await.db(|| "bench: polling".into())?;
+        let found = target
+            .query_opt("SELECT 1 FROM items WHERE id = $1", &[&marker])
+            .await
+            .db(|| "bench: polling".into())?;
         if found.is_some() {
             return Ok(());
         }
@@ -160,7 +174,11 @@ async fn bench_inner(src: &LocalCluster, tgt: &LocalCluster, rows: u32, dims: u3
         psql = psql.display()
     );
     let t = Instant::now();
-    let status = Command::new("sh").arg("-c").arg(&pipe).status().map_err(|e| Error::Runtime(format!("bench: {e}")))?;
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(&pipe)
+        .status()
+        .map_err(|e| Error::Runtime(format!("bench: {e}")))?;
     let snapshot_baseline_secs = t.elapsed().as_secs_f64();
     if !status.success() {
         return Err(Error::Runtime("bench: the psql COPY pipe failed".into()));

@@ -113,7 +113,10 @@ impl Table {
     pub fn blocking_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.primary_key.is_empty()
-            && matches!(self.replica_identity, ReplicaIdentity::Default | ReplicaIdentity::Nothing)
+            && matches!(
+                self.replica_identity,
+                ReplicaIdentity::Default | ReplicaIdentity::Nothing
+            )
         {
             problems.push(format!(
                 "table {} has no primary key and REPLICA IDENTITY {}: once it is in a publication, the application's UPDATE and DELETE on it would fail on the source. Fix: add a primary key, or run `ALTER TABLE {} REPLICA IDENTITY FULL`",
@@ -158,7 +161,10 @@ pub async fn prepare_session(client: &Client) -> Result<(), tokio_postgres::Erro
 
 /// Describe one table, or `NotFound`.
 pub async fn describe_table(client: &Client, name: &QualifiedName) -> Result<Table, CatalogError> {
-    let q = |source| CatalogError::Query { table: name.clone(), source };
+    let q = |source| CatalogError::Query {
+        table: name.clone(),
+        source,
+    };
     let info = client
         .query_opt(include_str!("sql/table_info.sql"), &[&name.schema, &name.name])
         .await
@@ -166,7 +172,10 @@ pub async fn describe_table(client: &Client, name: &QualifiedName) -> Result<Tab
         .ok_or_else(|| CatalogError::NotFound(name.clone()))?;
     let relkind: String = info.get("relkind");
     if relkind != "r" {
-        return Err(CatalogError::NotATable { name: name.clone(), relkind });
+        return Err(CatalogError::NotATable {
+            name: name.clone(),
+            relkind,
+        });
     }
     let relid: u32 = info.get("relid");
     let replica_identity = match info.get::<_, String>("replica_identity").as_str() {
@@ -194,7 +203,11 @@ pub async fn describe_table(client: &Client, name: &QualifiedName) -> Result<Tab
                 type_kind: first_char(&r.get::<_, String>("type_kind")),
                 elem_kind: first_char(&r.get::<_, String>("elem_kind")),
                 elem_is_user_type: r.get("elem_is_user_type"),
-                generation_expr: if generated.is_empty() { None } else { r.get("generation_expr") },
+                generation_expr: if generated.is_empty() {
+                    None
+                } else {
+                    r.get("generation_expr")
+                },
             }
         })
         .collect();

@@ -51,7 +51,11 @@ pub async fn plan(config: &Config) -> Result<String> {
             table.primary_key.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
         ));
         for c in &map.columns {
-            let renamed = if c.source != c.target { format!(" as {}", quote_ident(&c.target)) } else { String::new() };
+            let renamed = if c.source != c.target {
+                format!(" as {}", quote_ident(&c.target))
+            } else {
+                String::new()
+            };
             out.push_str(&format!(
                 "    {:<24} {} -> {}{}{}: {}\n",
                 quote_ident(&c.source),
@@ -59,14 +63,24 @@ pub async fn plan(config: &Config) -> Result<String> {
                 c.target_type,
                 if c.not_null { " NOT NULL" } else { "" },
                 renamed,
-                if c.is_generated() { "generated on the target, not copied" } else { &c.how }
+                if c.is_generated() {
+                    "generated on the target, not copied"
+                } else {
+                    &c.how
+                }
             ));
         }
         for c in &map.excluded {
-            out.push_str(&format!("    {:<24} excluded (not copied or streamed)\n", quote_ident(c)));
+            out.push_str(&format!(
+                "    {:<24} excluded (not copied or streamed)\n",
+                quote_ident(c)
+            ));
         }
         if st.exists {
-            out.push_str(&format!("  target table exists ({}): no DDL\n", if st.has_rows { "has rows" } else { "empty" }));
+            out.push_str(&format!(
+                "  target table exists ({}): no DDL\n",
+                if st.has_rows { "has rows" } else { "empty" }
+            ));
         } else {
             out.push_str("  target DDL:\n");
             if let Some(s) = schema::create_schema_sql(tname) {
@@ -82,7 +96,11 @@ pub async fn plan(config: &Config) -> Result<String> {
         } else {
             out.push_str(&format!(
                 "  indexes after the copy{}:\n",
-                if map.config.index_ddl_only { " (index_ddl_only: printed, not built)" } else { "" }
+                if map.config.index_ddl_only {
+                    " (index_ddl_only: printed, not built)"
+                } else {
+                    ""
+                }
             ));
             let mut extensions = std::collections::BTreeSet::new();
             for p in plans {
@@ -144,8 +162,12 @@ pub async fn status(config: &Config) -> Result<Status> {
     let slot = &config.replication.slot;
     let target = connect(&config.target, Side::Target).await?;
     let source = connect(&config.source, Side::Source).await?;
-    let progress = state::load_progress(&target, slot).await.db(|| "reading pgvshift.progress on the target".into())?;
-    let tables = state::load_tables(&target, slot).await.db(|| "reading pgvshift.tables on the target".into())?;
+    let progress = state::load_progress(&target, slot)
+        .await
+        .db(|| "reading pgvshift.progress on the target".into())?;
+    let tables = state::load_tables(&target, slot)
+        .await
+        .db(|| "reading pgvshift.tables on the target".into())?;
     let slot_row = source
         .query_opt(
             "SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
@@ -158,7 +180,9 @@ pub async fn status(config: &Config) -> Result<Status> {
         .await
         .db(|| "reading pg_current_wal_lsn() on the source".into())?
         .get(0);
-    let (slot_active, confirmed) = slot_row.map(|r| (r.get::<_, bool>(0), r.get::<_, Option<String>>(1))).unwrap_or((false, None));
+    let (slot_active, confirmed) = slot_row
+        .map(|r| (r.get::<_, bool>(0), r.get::<_, Option<String>>(1)))
+        .unwrap_or((false, None));
     let applied = progress.as_ref().and_then(|p| p.applied_lsn);
     let lag = match (applied, current.parse::<crate::Lsn>()) {
         (Some(a), Ok(c)) => Some(c.0.saturating_sub(a.0) as i64),
@@ -224,7 +248,9 @@ pub async fn cleanup(config: &Config, yes: bool) -> Result<Vec<String>> {
     let slot = &config.replication.slot;
     let source = connect(&config.source, Side::Source).await?;
     let target = connect(&config.target, Side::Target).await?;
-    let progress = state::load_progress(&target, slot).await.db(|| "reading pgvshift.progress".into())?;
+    let progress = state::load_progress(&target, slot)
+        .await
+        .db(|| "reading pgvshift.progress".into())?;
     let slot_exists = source
         .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[slot])
         .await
@@ -236,7 +262,10 @@ pub async fn cleanup(config: &Config, yes: bool) -> Result<Vec<String>> {
         actions.push(format!("drop replication slot {slot} on the source"));
     }
     if drop_publication {
-        actions.push(format!("drop publication {} on the source (pgvshift created it)", config.replication.publication));
+        actions.push(format!(
+            "drop publication {} on the source (pgvshift created it)",
+            config.replication.publication
+        ));
     } else if progress.is_none() {
         actions.push(format!(
             "leave publication {} alone (no record that pgvshift created it)",
@@ -252,7 +281,10 @@ pub async fn cleanup(config: &Config, yes: bool) -> Result<Vec<String>> {
     }
     if !yes {
         if std::io::stdin().is_terminal() {
-            eprintln!("pgvshift cleanup will:\n{}", actions.iter().map(|a| format!("  - {a}\n")).collect::<String>());
+            eprintln!(
+                "pgvshift cleanup will:\n{}",
+                actions.iter().map(|a| format!("  - {a}\n")).collect::<String>()
+            );
             eprint!("proceed? type yes: ");
             let _ = std::io::stderr().flush();
             let mut answer = String::new();
@@ -272,19 +304,26 @@ pub async fn cleanup(config: &Config, yes: bool) -> Result<Vec<String>> {
     }
     if drop_publication {
         source
-            .batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(&config.replication.publication)))
+            .batch_execute(&format!(
+                "DROP PUBLICATION IF EXISTS {}",
+                quote_ident(&config.replication.publication)
+            ))
             .await
             .db(|| "dropping the publication".into())?;
     }
     if state::schema_exists(&target).await.db(|| "reading the target".into())? {
-        state::forget_slot(&target, slot).await.db(|| "removing progress".into())?;
+        state::forget_slot(&target, slot)
+            .await
+            .db(|| "removing progress".into())?;
         let others: i64 = target
             .query_one("SELECT count(*) FROM pgvshift.progress", &[])
             .await
             .db(|| "reading pgvshift.progress".into())?
             .get(0);
         if others == 0 {
-            state::drop_schema(&target).await.db(|| "dropping the pgvshift schema".into())?;
+            state::drop_schema(&target)
+                .await
+                .db(|| "dropping the pgvshift schema".into())?;
         }
     }
     Ok(actions)

@@ -655,20 +655,29 @@ fn validate_tables(ctx: &Ctx<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>
         if let Some(cp) = &entry.column_profiles {
             for (column, name) in cp.get_ref() {
                 let spanned = Spanned::new(cp.span(), name.clone());
-                column_profiles.insert(column.clone(), profile_of(&format!("[[tables]] #{n} column_profiles.{column}"), &spanned)?);
+                column_profiles.insert(
+                    column.clone(),
+                    profile_of(&format!("[[tables]] #{n} column_profiles.{column}"), &spanned)?,
+                );
             }
         }
         let renames = entry.columns.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
         let mut seen = HashMap::new();
         for (from, to) in &renames {
             if to.is_empty() {
-                return ctx.invalid(format!("[[tables]] #{n} columns.{from}"), entry.columns.as_ref().expect("some").span(), "a column cannot be renamed to an empty name");
+                return ctx.invalid(
+                    format!("[[tables]] #{n} columns.{from}"),
+                    entry.columns.as_ref().expect("some").span(),
+                    "a column cannot be renamed to an empty name",
+                );
             }
             if let Some(other) = seen.insert(to.clone(), from.clone()) {
                 return ctx.invalid(
                     format!("[[tables]] #{n} columns"),
                     entry.columns.as_ref().expect("some").span(),
-                    format!("columns {other} and {from} are both renamed to {to}: target column names must be distinct"),
+                    format!(
+                        "columns {other} and {from} are both renamed to {to}: target column names must be distinct"
+                    ),
                 );
             }
         }
@@ -718,13 +727,18 @@ fn validate_tables(ctx: &Ctx<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>
 }
 
 fn validate_indexes(ctx: &Ctx<'_>, raw: Option<RawIndexes>) -> Result<IndexSettings, ConfigError> {
-    let Some(raw) = raw else { return Ok(IndexSettings::default()) };
+    let Some(raw) = raw else {
+        return Ok(IndexSettings::default());
+    };
     let mut settings = IndexSettings::default();
     if let Some(m) = raw.maintenance_work_mem {
         let v = m.get_ref().trim();
         let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim_end();
         let unit = v[digits.len()..].trim();
-        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) || !["", "kB", "MB", "GB", "TB"].contains(&unit) {
+        if digits.is_empty()
+            || !digits.chars().all(|c| c.is_ascii_digit())
+            || !["", "kB", "MB", "GB", "TB"].contains(&unit)
+        {
             return ctx.invalid(
                 "indexes.maintenance_work_mem",
                 m.span(),
@@ -736,7 +750,11 @@ fn validate_indexes(ctx: &Ctx<'_>, raw: Option<RawIndexes>) -> Result<IndexSetti
     if let Some(w) = raw.max_parallel_maintenance_workers {
         let v = *w.get_ref();
         if !(0..=1024).contains(&v) {
-            return ctx.invalid("indexes.max_parallel_maintenance_workers", w.span(), format!("{v} is out of range 0..=1024"));
+            return ctx.invalid(
+                "indexes.max_parallel_maintenance_workers",
+                w.span(),
+                format!("{v} is out of range 0..=1024"),
+            );
         }
         settings.max_parallel_maintenance_workers = Some(v as u32);
     }
@@ -945,16 +963,17 @@ fn apply_param(pg: &mut tokio_postgres::Config, key: &str, value: &str) -> Resul
     let secs = |v: &str| v.parse::<u64>().ok().map(Duration::from_secs);
     match key {
         "sslmode" => {
-            let mode = match value {
-                "disable" => SslMode::Disable,
-                "prefer" => SslMode::Prefer,
-                // Plain SQL connections use no TLS yet: accepting `require` would fail only at
-                // connect time, so say it here, before anything runs.
-                "require" | "verify-ca" | "verify-full" => {
-                    return bad("disable or prefer: TLS connections are not supported yet, and `prefer` connects without TLS")
-                }
-                _ => return bad("disable or prefer"),
-            };
+            let mode =
+                match value {
+                    "disable" => SslMode::Disable,
+                    "prefer" => SslMode::Prefer,
+                    // Plain SQL connections use no TLS yet: accepting `require` would fail only at
+                    // connect time, so say it here, before anything runs.
+                    "require" | "verify-ca" | "verify-full" => return bad(
+                        "disable or prefer: TLS connections are not supported yet, and `prefer` connects without TLS",
+                    ),
+                    _ => return bad("disable or prefer"),
+                };
             pg.ssl_mode(mode);
         }
         "application_name" => {
@@ -1486,7 +1505,11 @@ source = "public.items"
             assert!(err.contains(want), "{extra}: {err}");
             assert!(err.contains("/etc/pgvshift.toml"), "{err}");
         }
-        let text = config_text("postgresql://u@s/db", "postgresql://u@t/db", "[indexes]\nmaintenance_work_mem = \"lots\"");
+        let text = config_text(
+            "postgresql://u@s/db",
+            "postgresql://u@t/db",
+            "[indexes]\nmaintenance_work_mem = \"lots\"",
+        );
         assert!(parse_err(&text).to_string().contains("not a memory size"));
     }
 
@@ -1519,7 +1542,10 @@ source = "public.items"
         assert_eq!(c.snapshot.workers, 2);
         assert_eq!(
             c.tables,
-            vec![TableConfig::new(QualifiedName::new("public", "items"), QualifiedName::new("public", "items"))]
+            vec![TableConfig::new(
+                QualifiedName::new("public", "items"),
+                QualifiedName::new("public", "items")
+            )]
         );
         assert_eq!(
             (c.source.host.as_str(), c.source.port, c.source.user.as_str()),

@@ -18,14 +18,14 @@ use std::sync::{Arc, Mutex};
 use futures_util::{SinkExt, StreamExt};
 
 use crate::catalog::Table;
-use crate::copyframe::Transcoder;
-use crate::mapping::TableMap;
-use crate::translate::{self, Conversion};
 use crate::config::Config;
+use crate::copyframe::Transcoder;
 use crate::error::{DbContext, Error, Result};
+use crate::mapping::TableMap;
 use crate::pg::{connect, Side};
 use crate::sql::{quote_ident, quote_literal, QualifiedName};
 use crate::state;
+use crate::translate::{self, Conversion};
 
 /// One table to copy, with its mapping onto the target (names, conversions).
 #[derive(Debug, Clone)]
@@ -41,11 +41,19 @@ const STAGE: &str = "pgvshift_copy_stage";
 
 impl CopyJob {
     fn source_columns(&self) -> String {
-        self.map.replicated().map(|c| quote_ident(&c.source)).collect::<Vec<_>>().join(", ")
+        self.map
+            .replicated()
+            .map(|c| quote_ident(&c.source))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn target_columns(&self) -> String {
-        self.map.replicated().map(|c| quote_ident(&c.target)).collect::<Vec<_>>().join(", ")
+        self.map
+            .replicated()
+            .map(|c| quote_ident(&c.target))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -92,7 +100,9 @@ pub async fn copy_tables(
                 progress.tables_done.fetch_add(1, Ordering::Relaxed);
                 done.push((job.source.name.clone(), rows));
             }
-            src.batch_execute("COMMIT").await.db(|| "ending the snapshot transaction".into())?;
+            src.batch_execute("COMMIT")
+                .await
+                .db(|| "ending the snapshot transaction".into())?;
             Ok::<_, Error>(done)
         }));
     }
@@ -124,7 +134,10 @@ async fn copy_one(
 ) -> Result<u64> {
     let target = &job.map.target;
     let started = std::time::Instant::now();
-    let tx = tgt.transaction().await.db(|| format!("starting the copy of {target} on the target"))?;
+    let tx = tgt
+        .transaction()
+        .await
+        .db(|| format!("starting the copy of {target} on the target"))?;
     // Values converted to a TEXT form (PGVecto.rs) cannot go into a binary COPY of their target
     // type: they are staged in text columns and cast by one INSERT ... SELECT.
     let staged = job.map.replicated().any(|c| c.conversion.text_output());
@@ -133,21 +146,41 @@ async fn copy_one(
             .map
             .replicated()
             .zip(&job.target_types)
-            .map(|(c, ty)| format!("{} {}", quote_ident(&c.target), if c.conversion.text_output() { "text" } else { ty.as_str() }))
+            .map(|(c, ty)| {
+                format!(
+                    "{} {}",
+                    quote_ident(&c.target),
+                    if c.conversion.text_output() {
+                        "text"
+                    } else {
+                        ty.as_str()
+                    }
+                )
+            })
             .collect();
-        tx.batch_execute(&format!("CREATE TEMP TABLE {STAGE} ({}) ON COMMIT DROP", columns.join(", ")))
-            .await
-            .db(|| format!("creating a staging table for {target}"))?;
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE {STAGE} ({}) ON COMMIT DROP",
+            columns.join(", ")
+        ))
+        .await
+        .db(|| format!("creating a staging table for {target}"))?;
         format!("pg_temp.{STAGE}")
     } else {
         target.quoted()
     };
     let sink = tx
-        .copy_in(&format!("COPY {copy_into} ({}) FROM STDIN (FORMAT binary)", job.target_columns()))
+        .copy_in(&format!(
+            "COPY {copy_into} ({}) FROM STDIN (FORMAT binary)",
+            job.target_columns()
+        ))
         .await
         .db(|| format!("starting COPY into {target} on the target"))?;
     let stream = src
-        .copy_out(&format!("COPY {} ({}) TO STDOUT (FORMAT binary)", job.source.name.quoted(), job.source_columns()))
+        .copy_out(&format!(
+            "COPY {} ({}) TO STDOUT (FORMAT binary)",
+            job.source.name.quoted(),
+            job.source_columns()
+        ))
         .await
         .db(|| format!("starting COPY out of {} on the source", job.source.name))?;
     futures_util::pin_mut!(sink);
@@ -173,7 +206,12 @@ async fn copy_one(
                 t.push(&chunk, &mut out, |field, value, row| match conversions[field] {
                     Conversion::Passthrough => Ok(None),
                     conversion => translate::convert(conversion, value).map(Some).map_err(|e| {
-                        let key = job.map.describe_key(|k| key_fields.iter().find(|(_, n)| *n == k).and_then(|(i, _)| row.field(*i)));
+                        let key = job.map.describe_key(|k| {
+                            key_fields
+                                .iter()
+                                .find(|(_, n)| *n == k)
+                                .and_then(|(i, _)| row.field(*i))
+                        });
                         format!(
                             "row {key}, column {} ({} -> {}, profile {}): {e}",
                             quote_ident(&columns[field].source),
@@ -181,28 +219,45 @@ async fn copy_one(
                             columns[field].target_type,
                             columns[field].profile
                         )
-                    })
+                    }),
                 })
                 .map_err(|e| Error::Runtime(format!("copying {} to {target}: {e}", job.source.name)))?;
                 out.freeze()
             }
         };
-        sink.feed(chunk).await.db(|| format!("writing into {target} on the target"))?;
+        sink.feed(chunk)
+            .await
+            .db(|| format!("writing into {target} on the target"))?;
     }
     if let Some(t) = &transcoder {
-        t.finish().map_err(|e| Error::Runtime(format!("copying {} to {target}: {e}", job.source.name)))?;
+        t.finish()
+            .map_err(|e| Error::Runtime(format!("copying {} to {target}: {e}", job.source.name)))?;
     }
-    let mut rows = sink.finish().await.db(|| format!("finishing COPY into {target} on the target"))?;
+    let mut rows = sink
+        .finish()
+        .await
+        .db(|| format!("finishing COPY into {target} on the target"))?;
     if staged {
         let casts: Vec<String> = job
             .map
             .replicated()
             .zip(&job.target_types)
-            .map(|(c, ty)| if c.conversion.text_output() { format!("{}::{ty}", quote_ident(&c.target)) } else { quote_ident(&c.target) })
+            .map(|(c, ty)| {
+                if c.conversion.text_output() {
+                    format!("{}::{ty}", quote_ident(&c.target))
+                } else {
+                    quote_ident(&c.target)
+                }
+            })
             .collect();
         rows = tx
             .execute(
-                &format!("INSERT INTO {} ({}) SELECT {} FROM pg_temp.{STAGE}", target.quoted(), job.target_columns(), casts.join(", ")),
+                &format!(
+                    "INSERT INTO {} ({}) SELECT {} FROM pg_temp.{STAGE}",
+                    target.quoted(),
+                    job.target_columns(),
+                    casts.join(", ")
+                ),
                 &[],
             )
             .await

@@ -47,7 +47,12 @@ pub struct Transcoder {
 
 impl Transcoder {
     pub fn new(fields: usize) -> Transcoder {
-        Transcoder { fields, state: State::Header, buf: BytesMut::new(), rows: 0 }
+        Transcoder {
+            fields,
+            state: State::Header,
+            buf: BytesMut::new(),
+            rows: 0,
+        }
     }
 
     pub fn rows(&self) -> u64 {
@@ -91,7 +96,9 @@ impl Transcoder {
                     self.state = State::Tuples;
                 }
                 State::Tuples => {
-                    let Some(spans) = self.complete_tuple()? else { return Ok(()) };
+                    let Some(spans) = self.complete_tuple()? else {
+                        return Ok(());
+                    };
                     let Some(spans) = spans else {
                         out.put_i16(-1);
                         self.buf.advance(2);
@@ -99,7 +106,10 @@ impl Transcoder {
                         continue;
                     };
                     self.rows += 1;
-                    let row = RowView { data: &self.buf, spans: &spans };
+                    let row = RowView {
+                        data: &self.buf,
+                        spans: &spans,
+                    };
                     out.put_i16(self.fields as i16);
                     for (i, span) in spans.iter().enumerate() {
                         match span {
@@ -151,7 +161,10 @@ impl Transcoder {
             return Ok(Some(None));
         }
         if count < 0 || count as usize != self.fields {
-            return Err(FrameError::FieldCount { got: count, want: self.fields });
+            return Err(FrameError::FieldCount {
+                got: count,
+                want: self.fields,
+            });
         }
         let mut at = 2;
         let mut spans = Vec::with_capacity(self.fields);
@@ -231,8 +244,10 @@ mod tests {
 
     #[test]
     fn identity_at_every_chunk_size_and_conversion_of_one_field() {
-        let rows: Vec<Vec<Option<&[u8]>>> =
-            vec![vec![Some(b"\x00\x00\x00\x01"), Some(b"abc"), None], vec![Some(b"\x00\x00\x00\x02"), Some(b""), Some(b"xy")]];
+        let rows: Vec<Vec<Option<&[u8]>>> = vec![
+            vec![Some(b"\x00\x00\x00\x01"), Some(b"abc"), None],
+            vec![Some(b"\x00\x00\x00\x02"), Some(b""), Some(b"xy")],
+        ];
         let input = stream(&rows, b"");
         for chunk in 1..=input.len() {
             let mut t = Transcoder::new(3);
@@ -248,8 +263,17 @@ mod tests {
         let input = stream(&rows, b"ext!");
         let mut t = Transcoder::new(3);
         let mut out = BytesMut::new();
-        t.push(&input, &mut out, |i, v, _| Ok((i == 1).then(|| Bytes::from(v.to_ascii_uppercase())))).unwrap();
-        let want = stream(&[vec![Some(b"\x00\x00\x00\x01"), Some(b"ABC"), None], vec![Some(b"\x00\x00\x00\x02"), Some(b""), Some(b"xy")]], b"");
+        t.push(&input, &mut out, |i, v, _| {
+            Ok((i == 1).then(|| Bytes::from(v.to_ascii_uppercase())))
+        })
+        .unwrap();
+        let want = stream(
+            &[
+                vec![Some(b"\x00\x00\x00\x01"), Some(b"ABC"), None],
+                vec![Some(b"\x00\x00\x00\x02"), Some(b""), Some(b"xy")],
+            ],
+            b"",
+        );
         assert_eq!(&out[..], &want[..]);
     }
 
@@ -261,17 +285,35 @@ mod tests {
         let err = t
             .push(&input, &mut BytesMut::new(), |i, v, row| {
                 if v == b"bad" {
-                    Err(format!("field {i} of key {}", String::from_utf8_lossy(row.field(0).unwrap())))
+                    Err(format!(
+                        "field {i} of key {}",
+                        String::from_utf8_lossy(row.field(0).unwrap())
+                    ))
                 } else {
                     Ok(None)
                 }
             })
             .unwrap_err();
-        assert_eq!(err, FrameError::Convert { row: 2, field: 1, message: "field 1 of key k2".into() });
+        assert_eq!(
+            err,
+            FrameError::Convert {
+                row: 2,
+                field: 1,
+                message: "field 1 of key k2".into()
+            }
+        );
 
-        assert_eq!(Transcoder::new(2).push(b"NOTPGCOPY\n\0\0\0\0\0\0\0\0\0", &mut BytesMut::new(), |_, _, _| Ok(None)), Err(FrameError::BadSignature));
+        assert_eq!(
+            Transcoder::new(2).push(b"NOTPGCOPY\n\0\0\0\0\0\0\0\0\0", &mut BytesMut::new(), |_, _, _| Ok(
+                None
+            )),
+            Err(FrameError::BadSignature)
+        );
         let mut wrong = Transcoder::new(3);
-        assert!(matches!(wrong.push(&input, &mut BytesMut::new(), |_, _, _| Ok(None)), Err(FrameError::FieldCount { got: 2, want: 3 })));
+        assert!(matches!(
+            wrong.push(&input, &mut BytesMut::new(), |_, _, _| Ok(None)),
+            Err(FrameError::FieldCount { got: 2, want: 3 })
+        ));
         // Every truncation is incomplete (never a panic), and finish says so.
         for cut in 0..input.len() - 1 {
             let mut t = Transcoder::new(2);

@@ -21,10 +21,19 @@ const DIMS: u32 = 768;
 
 async fn start_cluster(name: &str) -> Result<LocalCluster> {
     let name = name.to_string();
-    tokio::task::spawn_blocking(move || LocalCluster::start(ClusterOptions { name: name.clone(), extra_settings: Vec::new() }))
-        .await
-        .map_err(|e| Error::Runtime(format!("starting a throwaway cluster: {e}")))?
-        .map_err(|e| Error::Runtime(format!("starting a throwaway PostgreSQL cluster: {e:#} (run scripts/setup.sh first)")))
+    tokio::task::spawn_blocking(move || {
+        LocalCluster::start(ClusterOptions {
+            name: name.clone(),
+            extra_settings: Vec::new(),
+        })
+    })
+    .await
+    .map_err(|e| Error::Runtime(format!("starting a throwaway cluster: {e}")))?
+    .map_err(|e| {
+        Error::Runtime(format!(
+            "starting a throwaway PostgreSQL cluster: {e:#} (run scripts/setup.sh first)"
+        ))
+    })
 }
 
 /// The source's WAL insert position: a transaction that commits after this call ends beyond it.
@@ -42,7 +51,10 @@ pub async fn wait_applied(target: &Client, slot: &str, lsn: Lsn, timeout: Durati
     let deadline = Instant::now() + timeout;
     loop {
         let row = target
-            .query_opt("SELECT applied_lsn::text, phase FROM pgvshift.progress WHERE slot = $1", &[&slot])
+            .query_opt(
+                "SELECT applied_lsn::text, phase FROM pgvshift.progress WHERE slot = $1",
+                &[&slot],
+            )
             .await;
         if let Ok(Some(row)) = row {
             let applied: Option<String> = row.get(0);
@@ -54,7 +66,9 @@ pub async fn wait_applied(target: &Client, slot: &str, lsn: Lsn, timeout: Durati
             }
         }
         if Instant::now() >= deadline {
-            return Err(Error::Runtime(format!("the target did not apply the source's changes up to {lsn} within {timeout:?}")));
+            return Err(Error::Runtime(format!(
+                "the target did not apply the source's changes up to {lsn} within {timeout:?}"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -91,11 +105,19 @@ pub async fn demo(rows: u32, mut interrupt: watch::Receiver<bool>) -> Result<()>
     result
 }
 
-async fn demo_inner(src: &LocalCluster, tgt: &LocalCluster, rows: u32, interrupt: &mut watch::Receiver<bool>) -> Result<()> {
+async fn demo_inner(
+    src: &LocalCluster,
+    tgt: &LocalCluster,
+    rows: u32,
+    interrupt: &mut watch::Receiver<bool>,
+) -> Result<()> {
     for (c, db) in [(src, "app"), (tgt, "app")] {
         let c = c.url("postgres");
         let admin = crate::pg::connect_url(&c).await?;
-        admin.batch_execute(&format!("CREATE DATABASE {db}")).await.db(|| "creating the demo database".into())?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await
+            .db(|| "creating the demo database".into())?;
     }
     let toml = format!(
         "[source]\nurl = \"{}\"\n[target]\nurl = \"{}\"\n[replication]\nslot = \"pgvshift_demo\"\npublication = \"pgvshift_demo\"\nstatus_interval_secs = 1\n[[tables]]\nsource = \"public.items\"\n",
@@ -123,7 +145,10 @@ async fn demo_inner(src: &LocalCluster, tgt: &LocalCluster, rows: u32, interrupt
         ))
         .await
         .db(|| "loading demo data".into())?;
-    target.batch_execute("CREATE EXTENSION vector").await.db(|| "creating pgvector on the target".into())?;
+    target
+        .batch_execute("CREATE EXTENSION vector")
+        .await
+        .db(|| "creating pgvector on the target".into())?;
     println!("  loaded in {:.1} s", load.elapsed().as_secs_f64());
 
     println!("\n$ pgvshift plan");
@@ -207,7 +232,10 @@ async fn demo_inner(src: &LocalCluster, tgt: &LocalCluster, rows: u32, interrupt
         .db(|| "counting target indexes".into())?
         .get(0);
     println!("  source: {} rows, md5 {}", s.0, s.1);
-    println!("  target: {} rows, md5 {} ({indexes} indexes incl. the hnsw index)", t.0, t.1);
+    println!(
+        "  target: {} rows, md5 {} ({indexes} indexes incl. the hnsw index)",
+        t.0, t.1
+    );
     let equal = s == t;
 
     stop_tx.send(true).ok();

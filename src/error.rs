@@ -51,6 +51,9 @@ pub trait DbContext<T> {
 
 impl<T> DbContext<T> for std::result::Result<T, tokio_postgres::Error> {
     fn db(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Db { context: context(), source })
+        self.map_err(|source| Error::Db {
+            context: context(),
+            source,
+        })
     }
 }

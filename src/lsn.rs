@@ -50,7 +50,11 @@ mod tests {
 
     #[test]
     fn display_and_parse_round_trip() {
-        for (text, value) in [("0/0", 0u64), ("16/B374D848", 0x16_B374_D848), ("FFFFFFFF/FFFFFFFF", u64::MAX)] {
+        for (text, value) in [
+            ("0/0", 0u64),
+            ("16/B374D848", 0x16_B374_D848),
+            ("FFFFFFFF/FFFFFFFF", u64::MAX),
+        ] {
             assert_eq!(text.parse::<Lsn>().unwrap(), Lsn(value));
             assert_eq!(Lsn(value).to_string(), text);
         }

@@ -12,7 +12,11 @@ use pgvshift::config::Config;
 use pgvshift::error::Error;
 
 #[derive(Parser)]
-#[command(name = "pgvshift", version, about = "Move live PostgreSQL tables holding pgvector data with near-zero downtime")]
+#[command(
+    name = "pgvshift",
+    version,
+    about = "Move live PostgreSQL tables holding pgvector data with near-zero downtime"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -83,7 +87,9 @@ enum Command {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGVSHIFT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pgwire_replication=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.with_target(false).init(),
         LogFormat::Json => builder.json().init(),

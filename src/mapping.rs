@@ -13,8 +13,8 @@
 use std::collections::HashMap;
 
 use crate::catalog::{Column, Table};
-use crate::indexdef::{self, ColumnKind, TranslateContext, Translation};
 use crate::config::TableConfig;
+use crate::indexdef::{self, ColumnKind, TranslateContext, Translation};
 use crate::profile::Profile;
 use crate::sql::{display_ident, QualifiedName};
 use crate::translate::Conversion;
@@ -113,7 +113,12 @@ impl TableMap {
             .primary_key
             .iter()
             .map(|k| {
-                let ty = self.columns.iter().find(|c| &c.target == k).map(|c| c.source_type.as_str()).unwrap_or("");
+                let ty = self
+                    .columns
+                    .iter()
+                    .find(|c| &c.target == k)
+                    .map(|c| c.source_type.as_str())
+                    .unwrap_or("");
                 let v = key_value(k).map_or_else(|| "NULL".to_string(), |b| key_text(ty, b));
                 (display_ident(k), v)
             })
@@ -139,15 +144,28 @@ pub fn key_text(type_sql: &str, b: &[u8]) -> String {
     };
     let base = type_sql.split('(').next().unwrap_or("").trim();
     match base {
-        "smallint" | "integer" | "bigint" | "int2" | "int4" | "int8" => int(b).map_or_else(|| format!("<{} bytes>", b.len()), |v| v.to_string()),
+        "smallint" | "integer" | "bigint" | "int2" | "int4" | "int8" => {
+            int(b).map_or_else(|| format!("<{} bytes>", b.len()), |v| v.to_string())
+        }
         "text" | "character varying" | "character" | "name" | "citext" => {
             let s = String::from_utf8_lossy(b);
             let short: String = s.chars().take(64).collect();
-            format!("'{}'{}", short.replace('\'', "''"), if s.chars().count() > 64 { "..." } else { "" })
+            format!(
+                "'{}'{}",
+                short.replace('\'', "''"),
+                if s.chars().count() > 64 { "..." } else { "" }
+            )
         }
         "uuid" if b.len() == 16 => {
             let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+            format!(
+                "{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            )
         }
         _ => format!("<{} bytes>", b.len()),
     }
@@ -188,7 +206,12 @@ pub fn map_table(table: &Table, tc: &TableConfig) -> TableMap {
                 "table {}: index_opclasses names index {} which the source table does not have (its indexes: {})",
                 table.name,
                 display_ident(name),
-                table.indexes.iter().map(|i| display_ident(&i.name)).collect::<Vec<_>>().join(", ")
+                table
+                    .indexes
+                    .iter()
+                    .map(|i| display_ident(&i.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }
@@ -199,7 +222,9 @@ pub fn map_table(table: &Table, tc: &TableConfig) -> TableMap {
     }
     let mut columns = Vec::new();
     for column in &table.columns {
-        let Some(target) = tc.target_column(&column.name) else { continue };
+        let Some(target) = tc.target_column(&column.name) else {
+            continue;
+        };
         let profile = tc.profile_for(&column.name);
         let kind = VectorKind::of(column);
         let dims = (kind != VectorKind::None && column.type_modifier > 0).then_some(column.type_modifier as u32);
@@ -217,7 +242,11 @@ pub fn map_table(table: &Table, tc: &TableConfig) -> TableMap {
                 not_null: column.not_null,
                 generation_expr: column.generation_expr.clone(),
             }),
-            Err(problem) => problems.push(format!("table {}, column {}: {problem}", table.name, display_ident(&column.name))),
+            Err(problem) => problems.push(format!(
+                "table {}, column {}: {problem}",
+                table.name,
+                display_ident(&column.name)
+            )),
         }
     }
     let primary_key = table
@@ -312,9 +341,18 @@ fn target_type(
     dims: Option<u32>,
     densify: bool,
 ) -> Result<(String, Conversion, String), String> {
-    let same = || Ok((column.type_sql.clone(), Conversion::Passthrough, "binary passthrough".to_string()));
+    let same = || {
+        Ok((
+            column.type_sql.clone(),
+            Conversion::Passthrough,
+            "binary passthrough".to_string(),
+        ))
+    };
     let n = dims.map(|d| format!("({d})")).unwrap_or_default();
-    if column.generation_expr.is_some() && kind != VectorKind::None && !matches!(profile, Profile::Pgvector | Profile::Vectorchord | Profile::Alloydb) {
+    if column.generation_expr.is_some()
+        && kind != VectorKind::None
+        && !matches!(profile, Profile::Pgvector | Profile::Vectorchord | Profile::Alloydb)
+    {
         return Err(format!("a generated {} column cannot change type under profile {profile}: exclude it or keep profile pgvector for it", column.type_sql));
     }
     match (profile, kind) {
@@ -369,7 +407,11 @@ mod tests {
         Column {
             name: name.into(),
             attnum: 1,
-            type_sql: if typmod > 0 { format!("{type_name}({typmod})") } else { type_name.into() },
+            type_sql: if typmod > 0 {
+                format!("{type_name}({typmod})")
+            } else {
+                type_name.into()
+            },
             type_name: type_name.into(),
             type_schema: "public".into(),
             type_oid: 0,
@@ -404,13 +446,19 @@ mod tests {
     }
 
     fn config(profile: Profile) -> TableConfig {
-        let mut tc = TableConfig::new(QualifiedName::new("public", "items"), QualifiedName::new("new", "items"));
+        let mut tc = TableConfig::new(
+            QualifiedName::new("public", "items"),
+            QualifiedName::new("new", "items"),
+        );
         tc.profile = profile;
         tc
     }
 
     fn types(m: &TableMap) -> Vec<(String, String, Conversion)> {
-        m.columns.iter().map(|c| (c.target.clone(), c.target_type.clone(), c.conversion)).collect()
+        m.columns
+            .iter()
+            .map(|c| (c.target.clone(), c.target_type.clone(), c.conversion))
+            .collect()
     }
 
     #[test]
@@ -422,7 +470,10 @@ mod tests {
         assert_eq!(m.columns[1].target_type, "vector(768)");
 
         let m = map_table(&t, &config(Profile::Halfvec));
-        assert_eq!(types(&m)[1], ("embedding".into(), "halfvec(768)".into(), Conversion::VectorToHalfvec));
+        assert_eq!(
+            types(&m)[1],
+            ("embedding".into(), "halfvec(768)".into(), Conversion::VectorToHalfvec)
+        );
         assert_eq!(types(&m)[2].2, Conversion::Passthrough);
         assert!(m.converts());
 
@@ -449,7 +500,17 @@ mod tests {
         assert!(m.problems.is_empty(), "{:?}", m.problems);
         assert!(m.columns[1..5].iter().all(|c| c.conversion.text_output()));
         let types: Vec<&str> = m.columns.iter().map(|c| c.target_type.as_str()).collect();
-        assert_eq!(types, ["int8", "vectors.vector(768)", "vectors.vecf16(3)", "vectors.svector(5)", "vectors.bvector(40)", "text"]);
+        assert_eq!(
+            types,
+            [
+                "int8",
+                "vectors.vector(768)",
+                "vectors.vecf16(3)",
+                "vectors.svector(5)",
+                "vectors.bvector(40)",
+                "text"
+            ]
+        );
     }
 
     #[test]
@@ -483,7 +544,15 @@ mod tests {
         assert_eq!(map_table(&t, &tc).primary_key, ["item_id"]);
         tc.exclude = vec!["id".into(), "nope".into()];
         let problems = map_table(&t, &tc).problems;
-        assert!(problems.iter().any(|p| p.contains("part of the primary key")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("exclude names column nope") && p.contains("its columns: id, embedding")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains("part of the primary key")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("exclude names column nope") && p.contains("its columns: id, embedding")),
+            "{problems:?}"
+        );
     }
 }

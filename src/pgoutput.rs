@@ -117,11 +117,7 @@ pub struct Relation {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogicalMessage {
     /// Start of a committed transaction; `final_lsn` is its commit record's LSN.
-    Begin {
-        final_lsn: Lsn,
-        commit_time: i64,
-        xid: u32,
-    },
+    Begin { final_lsn: Lsn, commit_time: i64, xid: u32 },
     /// End of the transaction; `end_lsn` is the position to confirm once it is applied.
     /// `commit_time` is microseconds since 2000-01-01 UTC.
     Commit {
@@ -135,11 +131,7 @@ pub enum LogicalMessage {
     /// Table schema (see [`Relation`]).
     Relation(Relation),
     /// A non-built-in type used by a following Relation (e.g. pgvector's `vector`).
-    Type {
-        oid: Oid,
-        namespace: String,
-        name: String,
-    },
+    Type { oid: Oid, namespace: String, name: String },
     /// A new row.
     Insert { relid: Oid, new: Tuple },
     /// A changed row; `old` is present only for REPLICA IDENTITY FULL or when the key changed.
@@ -213,11 +205,7 @@ pub enum DecodeError {
         offset: usize,
     },
     #[error("{msg} message: negative length {len} at offset {offset}")]
-    NegativeLength {
-        msg: &'static str,
-        len: i32,
-        offset: usize,
-    },
+    NegativeLength { msg: &'static str, len: i32, offset: usize },
     #[error("{msg} message: {left} unexpected trailing bytes at offset {offset}")]
     TrailingBytes {
         msg: &'static str,
@@ -282,16 +270,10 @@ impl Reader<'_> {
         let offset = self.pos;
         let rest = &self.buf[self.pos..];
         let Some(nul) = rest.iter().position(|&b| b == 0) else {
-            return Err(DecodeError::UnterminatedString {
-                msg: self.msg,
-                offset,
-            });
+            return Err(DecodeError::UnterminatedString { msg: self.msg, offset });
         };
         let s = std::str::from_utf8(&rest[..nul])
-            .map_err(|_| DecodeError::InvalidUtf8 {
-                msg: self.msg,
-                offset,
-            })?
+            .map_err(|_| DecodeError::InvalidUtf8 { msg: self.msg, offset })?
             .to_owned();
         self.pos += nul + 1;
         Ok(s)
@@ -299,11 +281,7 @@ impl Reader<'_> {
 
     fn namespace(&mut self) -> Result<String, DecodeError> {
         let ns = self.string()?;
-        Ok(if ns.is_empty() {
-            "pg_catalog".to_owned()
-        } else {
-            ns
-        })
+        Ok(if ns.is_empty() { "pg_catalog".to_owned() } else { ns })
     }
 
     /// Int32 length followed by that many bytes, as a zero-copy slice of the input.
@@ -488,11 +466,7 @@ pub fn decode(buf: &Bytes) -> Result<LogicalMessage, DecodeError> {
         b'T' => {
             let offset = r.pos;
             let n = r.i32()?;
-            let n = usize::try_from(n).map_err(|_| DecodeError::NegativeLength {
-                msg,
-                len: n,
-                offset,
-            })?;
+            let n = usize::try_from(n).map_err(|_| DecodeError::NegativeLength { msg, len: n, offset })?;
             let options = r.u8()?;
             let mut relids = Vec::with_capacity(n.min(r.left() / 4));
             for _ in 0..n {
@@ -607,16 +581,10 @@ mod tests {
         }
     }
     fn ins(relid: Oid, new: Vec<TupleValue>) -> M {
-        M::Insert {
-            relid,
-            new: Tuple(new),
-        }
+        M::Insert { relid, new: Tuple(new) }
     }
     fn upd(relid: Oid, old: Option<(OldTupleKind, Vec<TupleValue>)>, new: Vec<TupleValue>) -> M {
-        let old = old.map(|(kind, v)| OldTuple {
-            kind,
-            tuple: Tuple(v),
-        });
+        let old = old.map(|(kind, v)| OldTuple { kind, tuple: Tuple(v) });
         M::Update {
             relid,
             old,
@@ -651,13 +619,7 @@ mod tests {
 
     /// (name, encoded, expected) for every message kind and tuple value kind.
     fn cases() -> Vec<(&'static str, Bytes, M)> {
-        let row = |b: B| {
-            b.u16(4)
-                .u8(b'n')
-                .u8(b'u')
-                .val(b't', b"hi")
-                .val(b'b', &[0, 1, 0xff])
-        };
+        let row = |b: B| b.u16(4).u8(b'n').u8(b'u').val(b't', b"hi").val(b'b', &[0, 1, 0xff]);
         let row_v = || vec![Null, Unchanged, t("hi"), b(&[0, 1, 0xff])];
         let key = |b: B| b.u16(2).val(b't', b"7").u8(b'n');
         let key_v = || vec![t("7"), Null];
@@ -690,10 +652,7 @@ mod tests {
             ("message transactional", B::tag(b'M').u8(1).u64(3).s("p").u32(3).raw(b"a\0b"), msg(true, 3, "p", b"a\0b")),
             ("message empty", B::tag(b'M').u8(0).u64(3).s("").u32(0), msg(false, 3, "", b"")),
         ];
-        cases
-            .into_iter()
-            .map(|(n, b, m)| (n, b.bytes(), m))
-            .collect()
+        cases.into_iter().map(|(n, b, m)| (n, b.bytes(), m)).collect()
     }
 
     #[test]
@@ -707,25 +666,18 @@ mod tests {
     fn every_truncation_is_an_error_and_so_are_extra_bytes() {
         for (name, buf, _) in cases().into_iter().chain(golden()) {
             for len in 0..buf.len() {
-                assert!(
-                    decode(&buf.slice(..len)).is_err(),
-                    "case {name} cut to {len} bytes"
-                );
+                assert!(decode(&buf.slice(..len)).is_err(), "case {name} cut to {len} bytes");
             }
             let err = decode(&[&buf[..], &[0]].concat().into());
-            let trailing = matches!(err, Err(DecodeError::TrailingBytes { offset, left: 1, .. }) if offset == buf.len());
+            let trailing =
+                matches!(err, Err(DecodeError::TrailingBytes { offset, left: 1, .. }) if offset == buf.len());
             assert!(trailing, "case {name}: {err:?}");
         }
     }
 
     #[test]
     fn values_are_zero_copy_slices() {
-        let buf = B::tag(b'I')
-            .u32(9)
-            .u8(b'N')
-            .u16(1)
-            .val(b'b', b"xyz")
-            .bytes();
+        let buf = B::tag(b'I').u32(9).u8(b'N').u16(1).val(b'b', b"xyz").bytes();
         let Ok(M::Insert { new, .. }) = decode(&buf) else {
             panic!()
         };
@@ -788,13 +740,7 @@ mod tests {
 
     /// pgvector's binary send format: dim:Int16 unused:Int16 then dim big-endian Float4.
     fn vec3(x: [f32; 3]) -> TupleValue {
-        b(&[
-            [0, 3, 0, 0],
-            x[0].to_be_bytes(),
-            x[1].to_be_bytes(),
-            x[2].to_be_bytes(),
-        ]
-        .concat())
+        b(&[[0, 3, 0, 0], x[0].to_be_bytes(), x[1].to_be_bytes(), x[2].to_be_bytes()].concat())
     }
     fn int4(i: i32) -> TupleValue {
         b(&i.to_be_bytes())

@@ -23,8 +23,14 @@ pub enum Profile {
 }
 
 impl Profile {
-    pub const ALL: [Profile; 6] =
-        [Profile::Pgvector, Profile::Halfvec, Profile::Lantern, Profile::PgvectoRs, Profile::Vectorchord, Profile::Alloydb];
+    pub const ALL: [Profile; 6] = [
+        Profile::Pgvector,
+        Profile::Halfvec,
+        Profile::Lantern,
+        Profile::PgvectoRs,
+        Profile::Vectorchord,
+        Profile::Alloydb,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -51,11 +51,14 @@ impl SlotSnapshot {
 /// it unquoted).
 pub async fn create_slot_with_snapshot(endpoint: &Endpoint, slot: &str, publication: &str) -> Result<SlotSnapshot> {
     let cfg = base_config(endpoint, slot, publication);
-    let mut session = ReplicationClient::connect_gated(cfg)
-        .await
-        .map_err(repl_err(format!("opening a replication connection to the source {}", endpoint.redacted_url)))?;
+    let mut session = ReplicationClient::connect_gated(cfg).await.map_err(repl_err(format!(
+        "opening a replication connection to the source {}",
+        endpoint.redacted_url
+    )))?;
     let rows = session
-        .simple_query(&format!("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput EXPORT_SNAPSHOT"))
+        .simple_query(&format!(
+            "CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput EXPORT_SNAPSHOT"
+        ))
         .await
         .map_err(repl_err(format!("creating replication slot {slot} on the source")))?;
     let row = rows
@@ -69,18 +72,34 @@ pub async fn create_slot_with_snapshot(endpoint: &Endpoint, slot: &str, publicat
     };
     let consistent_point: Lsn = text(1)?.parse().map_err(|e| Error::Runtime(format!("{e}")))?;
     let snapshot_name = text(2)?;
-    Ok(SlotSnapshot { session, consistent_point, snapshot_name })
+    Ok(SlotSnapshot {
+        session,
+        consistent_point,
+        snapshot_name,
+    })
 }
 
 /// One event from the stream, in the stream's order.
 #[derive(Debug)]
 pub enum Event {
-    Begin { final_lsn: Lsn, xid: u32, commit_time_micros: i64 },
+    Begin {
+        final_lsn: Lsn,
+        xid: u32,
+        commit_time_micros: i64,
+    },
     /// A pgoutput message other than Begin/Commit (Relation, Type, Insert, ..., Origin).
     Data(bytes::Bytes),
-    Commit { commit_lsn: Lsn, end_lsn: Lsn, commit_time_micros: i64 },
+    Commit {
+        commit_lsn: Lsn,
+        end_lsn: Lsn,
+        commit_time_micros: i64,
+    },
     /// A logical decoding message (`pg_logical_emit_message`); not applied.
-    Message { transactional: bool, lsn: Lsn, prefix: String },
+    Message {
+        transactional: bool,
+        lsn: Lsn,
+        prefix: String,
+    },
     /// The server's WAL end: every transaction that committed before it has been sent.
     KeepAlive { wal_end: Lsn },
 }
@@ -94,7 +113,13 @@ pub struct Stream {
 impl Stream {
     /// `START_REPLICATION SLOT <slot> LOGICAL <start>`; reports `start` as flushed until
     /// [`Stream::confirm`] says more.
-    pub async fn start(endpoint: &Endpoint, slot: &str, publication: &str, start: Lsn, status_interval: Duration) -> Result<Stream> {
+    pub async fn start(
+        endpoint: &Endpoint,
+        slot: &str,
+        publication: &str,
+        start: Lsn,
+        status_interval: Duration,
+    ) -> Result<Stream> {
         // Right after a crash the previous session's walsender may still hold the slot for a
         // moment (until it notices its client is gone): wait for it rather than fail.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -103,11 +128,17 @@ impl Stream {
                 .with_start_lsn(start.into())
                 .with_status_interval(status_interval)
                 .with_wakeup_interval(status_interval);
-            let mut client = ReplicationClient::connect(cfg)
-                .await
-                .map_err(repl_err(format!("opening a replication connection to the source {}", endpoint.redacted_url)))?;
+            let mut client = ReplicationClient::connect(cfg).await.map_err(repl_err(format!(
+                "opening a replication connection to the source {}",
+                endpoint.redacted_url
+            )))?;
             match client.wait_started().await {
-                Ok(()) => return Ok(Stream { client, slot: slot.to_string() }),
+                Ok(()) => {
+                    return Ok(Stream {
+                        client,
+                        slot: slot.to_string(),
+                    })
+                }
                 Err(e) if e.to_string().contains("is active for PID") && tokio::time::Instant::now() < deadline => {
                     tracing::info!(slot = %slot, "the slot is still held by a previous session; waiting for it to end");
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -127,17 +158,38 @@ impl Stream {
                 .map_err(repl_err(format!("reading from replication slot {}", self.slot)))?;
             let Some(ev) = ev else { return Ok(None) };
             return Ok(Some(match ev {
-                ReplicationEvent::Begin { final_lsn, xid, commit_time_micros } => {
-                    Event::Begin { final_lsn: final_lsn.into(), xid, commit_time_micros }
-                }
+                ReplicationEvent::Begin {
+                    final_lsn,
+                    xid,
+                    commit_time_micros,
+                } => Event::Begin {
+                    final_lsn: final_lsn.into(),
+                    xid,
+                    commit_time_micros,
+                },
                 ReplicationEvent::XLogData { data, .. } => Event::Data(data),
-                ReplicationEvent::Commit { lsn, end_lsn, commit_time_micros } => {
-                    Event::Commit { commit_lsn: lsn.into(), end_lsn: end_lsn.into(), commit_time_micros }
-                }
-                ReplicationEvent::Message { transactional, lsn, prefix, .. } => {
-                    Event::Message { transactional, lsn: lsn.into(), prefix }
-                }
-                ReplicationEvent::KeepAlive { wal_end, .. } => Event::KeepAlive { wal_end: wal_end.into() },
+                ReplicationEvent::Commit {
+                    lsn,
+                    end_lsn,
+                    commit_time_micros,
+                } => Event::Commit {
+                    commit_lsn: lsn.into(),
+                    end_lsn: end_lsn.into(),
+                    commit_time_micros,
+                },
+                ReplicationEvent::Message {
+                    transactional,
+                    lsn,
+                    prefix,
+                    ..
+                } => Event::Message {
+                    transactional,
+                    lsn: lsn.into(),
+                    prefix,
+                },
+                ReplicationEvent::KeepAlive { wal_end, .. } => Event::KeepAlive {
+                    wal_end: wal_end.into(),
+                },
                 ReplicationEvent::StoppedAt { .. } => continue,
             }));
         }

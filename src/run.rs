@@ -61,7 +61,9 @@ pub struct TargetTableState {
 /// Read the source and target catalogs and list blocking problems; changes nothing.
 /// `ours` lists target tables this configuration already wrote (a snapshot being restarted).
 pub async fn inspect(config: &Config, source: &Client, target: &Client, ours: &HashSet<String>) -> Result<Inspection> {
-    catalog::prepare_session(source).await.db(|| "preparing the source session".into())?;
+    catalog::prepare_session(source)
+        .await
+        .db(|| "preparing the source session".into())?;
     let mut problems = Vec::new();
     let mut tables = Vec::new();
     let mut target_state = Vec::new();
@@ -98,21 +100,33 @@ pub async fn inspect(config: &Config, source: &Client, target: &Client, ours: &H
                 config.source.redacted_url,
                 config.path.display()
             )),
-            Err(CatalogError::NotATable { name, relkind }) => {
-                problems.push(format!("{name} is not a plain table (relkind {relkind}); list plain tables only"))
-            }
+            Err(CatalogError::NotATable { name, relkind }) => problems.push(format!(
+                "{name} is not a plain table (relkind {relkind}); list plain tables only"
+            )),
             Err(CatalogError::Query { table, source }) => {
-                return Err(Error::Db { context: format!("reading the catalog of {table}"), source })
+                return Err(Error::Db {
+                    context: format!("reading the catalog of {table}"),
+                    source,
+                })
             }
         }
     }
     let slot_exists = source
-        .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&config.replication.slot])
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+            &[&config.replication.slot],
+        )
         .await
         .db(|| "reading pg_replication_slots on the source".into())?
         .is_some();
     let publication_tables = publication_tables(source, &config.replication.publication).await?;
-    Ok(Inspection { tables, problems, target_state, slot_exists, publication_tables })
+    Ok(Inspection {
+        tables,
+        problems,
+        target_state,
+        slot_exists,
+        publication_tables,
+    })
 }
 
 async fn target_table_state(target: &Client, name: &QualifiedName) -> Result<TargetTableState> {
@@ -126,7 +140,12 @@ async fn target_table_state(target: &Client, name: &QualifiedName) -> Result<Tar
         .await
         .db(|| format!("reading target table {name}"))?;
     if cols.is_empty() {
-        return Ok(TargetTableState { exists: false, has_rows: false, columns: HashSet::new(), types: Default::default() });
+        return Ok(TargetTableState {
+            exists: false,
+            has_rows: false,
+            columns: HashSet::new(),
+            types: Default::default(),
+        });
     }
     let has_rows: bool = target
         .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", name.quoted()), &[])
@@ -151,10 +170,16 @@ async fn publication_tables(source: &Client, publication: &str) -> Result<Option
         return Ok(None);
     }
     let rows = source
-        .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1", &[&publication])
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+            &[&publication],
+        )
         .await
         .db(|| "reading pg_publication_tables on the source".into())?;
-    let mut names: Vec<QualifiedName> = rows.iter().map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1))).collect();
+    let mut names: Vec<QualifiedName> = rows
+        .iter()
+        .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
     names.sort();
     Ok(Some(names))
 }
@@ -164,13 +189,21 @@ pub async fn run(config: &Config, stop: watch::Receiver<bool>, stats: Arc<RunSta
     let source = connect(&config.source, Side::Source).await?;
     let target = connect(&config.target, Side::Target).await?;
     let slot = &config.replication.slot;
-    state::tag_session(&target, slot).await.db(|| "tagging the target session".into())?;
-    let progress = state::load_progress(&target, slot).await.db(|| "reading pgvshift.progress on the target".into())?;
+    state::tag_session(&target, slot)
+        .await
+        .db(|| "tagging the target session".into())?;
+    let progress = state::load_progress(&target, slot)
+        .await
+        .db(|| "reading pgvshift.progress on the target".into())?;
 
     let restart = match &progress {
         Some(p) if p.phase == Phase::Streaming => {
-            let recorded: HashSet<String> =
-                state::load_tables(&target, slot).await.db(|| "reading pgvshift.tables".into())?.into_iter().map(|t| t.source_table).collect();
+            let recorded: HashSet<String> = state::load_tables(&target, slot)
+                .await
+                .db(|| "reading pgvshift.tables".into())?
+                .into_iter()
+                .map(|t| t.source_table)
+                .collect();
             let configured: HashSet<String> = config.tables.iter().map(|t| t.source.to_string()).collect();
             if recorded != configured {
                 return Err(Error::Blocked(vec![format!(
@@ -189,14 +222,26 @@ pub async fn run(config: &Config, stop: watch::Receiver<bool>, stats: Arc<RunSta
             }
             let start = p.applied_lsn.unwrap_or_default();
             tracing::info!(slot = %slot, applied = %start, "snapshot already complete: resuming the stream");
-            return stream::stream_changes(config, target_tables(&inspection, &target).await?, start, stop, stats.apply.clone()).await;
+            return stream::stream_changes(
+                config,
+                target_tables(&inspection, &target).await?,
+                start,
+                stop,
+                stats.apply.clone(),
+            )
+            .await;
         }
         Some(_) => true,
         None => false,
     };
 
     let ours: HashSet<String> = if restart {
-        state::load_tables(&target, slot).await.db(|| "reading pgvshift.tables".into())?.into_iter().map(|t| t.source_table).collect()
+        state::load_tables(&target, slot)
+            .await
+            .db(|| "reading pgvshift.tables".into())?
+            .into_iter()
+            .map(|t| t.source_table)
+            .collect()
     } else {
         HashSet::new()
     };
@@ -234,7 +279,16 @@ pub async fn run(config: &Config, stop: watch::Receiver<bool>, stats: Arc<RunSta
     // From here on, things change. A stop request during the snapshot ends it at once: the
     // next run recognises the unfinished snapshot and starts it over.
     let mut stop_wait = stop.clone();
-    let snapshot = snapshot(config, &source, target, &inspection, restart, &ours, created_publication, &stats);
+    let snapshot = snapshot(
+        config,
+        &source,
+        target,
+        &inspection,
+        restart,
+        &ours,
+        created_publication,
+        &stats,
+    );
     let (consistent_point, tables) = tokio::select! {
         r = snapshot => r?,
         _ = stop_wait.wait_for(|s| *s) => {
@@ -267,7 +321,10 @@ async fn snapshot(
         }
         for (t, st) in inspection.tables.iter().zip(&inspection.target_state) {
             if st.exists && ours.contains(&t.0.name.to_string()) {
-                target.batch_execute(&format!("TRUNCATE {}", t.1.target.quoted())).await.db(|| format!("emptying {}", t.1.target))?;
+                target
+                    .batch_execute(&format!("TRUNCATE {}", t.1.target.quoted()))
+                    .await
+                    .db(|| format!("emptying {}", t.1.target))?;
             }
         }
         tracing::warn!(slot = %slot, emptied_tables = emptied, "the previous snapshot did not complete: starting it over (slot recreated, partially copied tables emptied)");
@@ -275,19 +332,27 @@ async fn snapshot(
     if inspection.publication_tables.is_none() {
         let list: Vec<String> = config.tables.iter().map(|t| t.source.quoted()).collect();
         source
-            .batch_execute(&format!("CREATE PUBLICATION {} FOR TABLE {}", quote_ident(&config.replication.publication), list.join(", ")))
+            .batch_execute(&format!(
+                "CREATE PUBLICATION {} FOR TABLE {}",
+                quote_ident(&config.replication.publication),
+                list.join(", ")
+            ))
             .await
             .db(|| format!("creating publication {} on the source", config.replication.publication))?;
         tracing::info!(publication = %config.replication.publication, "created publication");
     }
-    state::ensure_schema(&target).await.db(|| "creating the pgvshift schema on the target".into())?;
+    state::ensure_schema(&target)
+        .await
+        .db(|| "creating the pgvshift schema on the target".into())?;
     state::begin_snapshot(&target, slot, &config.replication.publication, created_publication)
         .await
         .db(|| "recording the snapshot start on the target".into())?;
 
     let snap = replication::create_slot_with_snapshot(&config.source, slot, &config.replication.publication).await?;
     tracing::info!(slot = %slot, consistent_point = %snap.consistent_point, snapshot = %snap.snapshot_name, "created slot with exported snapshot");
-    state::record_consistent_point(&target, slot, snap.consistent_point).await.db(|| "recording the consistent point".into())?;
+    state::record_consistent_point(&target, slot, snap.consistent_point)
+        .await
+        .db(|| "recording the consistent point".into())?;
 
     // Target tables and their state rows, in one transaction.
     let mut target = target;
@@ -296,14 +361,25 @@ async fn snapshot(
         for ((table, map), st) in inspection.tables.iter().zip(&inspection.target_state) {
             let tname = &map.target;
             if let Some(sql) = schema::create_schema_sql(tname) {
-                tx.batch_execute(&sql).await.db(|| format!("creating schema {}", quote_ident(&tname.schema)))?;
+                tx.batch_execute(&sql)
+                    .await
+                    .db(|| format!("creating schema {}", quote_ident(&tname.schema)))?;
             }
             if !st.exists {
-                tx.batch_execute(&schema::create_table_sql(map)).await.db(|| format!("creating target table {tname}"))?;
+                tx.batch_execute(&schema::create_table_sql(map))
+                    .await
+                    .db(|| format!("creating target table {tname}"))?;
             }
-            state::insert_table(&tx, slot, &table.name.to_string(), &tname.schema, &tname.name, !st.exists)
-                .await
-                .db(|| "recording table state".into())?;
+            state::insert_table(
+                &tx,
+                slot,
+                &table.name.to_string(),
+                &tname.schema,
+                &tname.name,
+                !st.exists,
+            )
+            .await
+            .db(|| "recording table state".into())?;
         }
         tx.commit().await.db(|| "committing target DDL".into())?;
     }
@@ -316,7 +392,15 @@ async fn snapshot(
             source: t.clone(),
             map: m.clone(),
             // A pre-created target table's own column types win over the planned ones.
-            target_types: m.replicated().map(|c| st.types.get(&c.target).cloned().unwrap_or_else(|| c.target_type.clone())).collect(),
+            target_types: m
+                .replicated()
+                .map(|c| {
+                    st.types
+                        .get(&c.target)
+                        .cloned()
+                        .unwrap_or_else(|| c.target_type.clone())
+                })
+                .collect(),
         })
         .collect();
     let started = std::time::Instant::now();
@@ -324,13 +408,22 @@ async fn snapshot(
     let consistent_point = snap.consistent_point;
     snap.close().await;
     let rows: u64 = copied.iter().map(|(_, r)| r).sum();
-    tracing::info!(tables = copied.len(), rows, seconds = format!("{:.1}", started.elapsed().as_secs_f64()), "snapshot copy complete");
+    tracing::info!(
+        tables = copied.len(),
+        rows,
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        "snapshot copy complete"
+    );
 
     for (table, map) in &inspection.tables {
         build_indexes(config, &target, table, map).await?;
-        state::set_table_state(&target, slot, &table.name.to_string(), "indexed", None).await.db(|| "recording index state".into())?;
+        state::set_table_state(&target, slot, &table.name.to_string(), "indexed", None)
+            .await
+            .db(|| "recording index state".into())?;
     }
-    state::finish_snapshot(&target, slot, consistent_point).await.db(|| "recording the snapshot's completion".into())?;
+    state::finish_snapshot(&target, slot, consistent_point)
+        .await
+        .db(|| "recording the snapshot's completion".into())?;
     let tables = target_tables(inspection, &target).await?;
     Ok((consistent_point, tables))
 }
@@ -400,7 +493,10 @@ pub async fn drop_slot(source: &Client, slot: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let row = source
-            .query_opt("SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+            .query_opt(
+                "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
             .await
             .db(|| "reading pg_replication_slots".into())?;
         let Some(row) = row else { return Ok(()) };
@@ -414,7 +510,12 @@ pub async fn drop_slot(source: &Client, slot: &str) -> Result<()> {
                 Err(e) if std::time::Instant::now() < deadline => {
                     tracing::debug!("dropping slot {slot}: {}; retrying", crate::pg::describe(&e));
                 }
-                Err(e) => return Err(Error::Db { context: format!("dropping replication slot {slot}"), source: e }),
+                Err(e) => {
+                    return Err(Error::Db {
+                        context: format!("dropping replication slot {slot}"),
+                        source: e,
+                    })
+                }
             }
         } else if std::time::Instant::now() >= deadline {
             let pid: Option<i32> = row.get(1);

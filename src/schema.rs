@@ -27,7 +27,11 @@ pub fn create_table_sql(map: &TableMap) -> String {
         let cols: Vec<String> = map.primary_key.iter().map(|c| quote_ident(c)).collect();
         items.push(format!("PRIMARY KEY ({})", cols.join(", ")));
     }
-    format!("CREATE TABLE IF NOT EXISTS {} (\n    {}\n)", map.target.quoted(), items.join(",\n    "))
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (\n    {}\n)",
+        map.target.quoted(),
+        items.join(",\n    ")
+    )
 }
 
 /// `CREATE SCHEMA IF NOT EXISTS` for a target schema other than `public`.
@@ -82,7 +86,8 @@ mod tests {
 
     #[test]
     fn renders_create_table_with_typmods_keys_and_generated_columns() {
-        let mut tc = crate::config::TableConfig::new(QualifiedName::new("public", "items"), QualifiedName::new("My S", "T"));
+        let mut tc =
+            crate::config::TableConfig::new(QualifiedName::new("public", "items"), QualifiedName::new("My S", "T"));
         tc.profile = crate::profile::Profile::Halfvec;
         let sql = create_table_sql(&crate::mapping::map_table(&table(), &tc));
         assert_eq!(
@@ -90,6 +95,9 @@ mod tests {
             "CREATE TABLE IF NOT EXISTS \"My S\".\"T\" (\n    \"id\" bigint NOT NULL,\n    \"Emb \"\"x\"\"\" halfvec(768),\n    \"n\" integer GENERATED ALWAYS AS ((id * 2)) STORED,\n    PRIMARY KEY (\"id\")\n)"
         );
         assert_eq!(create_schema_sql(&QualifiedName::new("public", "t")), None);
-        assert_eq!(create_schema_sql(&QualifiedName::new("My S", "t")).unwrap(), "CREATE SCHEMA IF NOT EXISTS \"My S\"");
+        assert_eq!(
+            create_schema_sql(&QualifiedName::new("My S", "t")).unwrap(),
+            "CREATE SCHEMA IF NOT EXISTS \"My S\""
+        );
     }
 }

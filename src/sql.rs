@@ -35,7 +35,10 @@ pub struct QualifiedName {
 
 impl QualifiedName {
     pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
-        QualifiedName { schema: schema.into(), name: name.into() }
+        QualifiedName {
+            schema: schema.into(),
+            name: name.into(),
+        }
     }
 
     /// `"schema"."name"`, ready for SQL text.
@@ -69,7 +72,9 @@ impl fmt::Display for QualifiedName {
 pub fn display_ident(ident: &str) -> String {
     let bare = !ident.is_empty()
         && ident.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && ident.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && ident
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if bare {
         ident.to_string()
     } else {
@@ -149,7 +154,11 @@ mod tests {
             ("\"a.b\".c", ("a.b", "c")),
         ];
         for (text, (schema, name)) in cases {
-            assert_eq!(QualifiedName::parse(text).unwrap(), QualifiedName::new(schema, name), "{text}");
+            assert_eq!(
+                QualifiedName::parse(text).unwrap(),
+                QualifiedName::new(schema, name),
+                "{text}"
+            );
         }
         for bad in ["", "a.b.c", "\"unterminated", "a..b", "my table", "\"\".x"] {
             assert!(QualifiedName::parse(bad).is_err(), "{bad}");

@@ -57,7 +57,13 @@ pub fn run_application_name(slot: &str) -> String {
 
 /// Tag this target session as belonging to the run of `slot`.
 pub async fn tag_session(client: &Client, slot: &str) -> Result<(), tokio_postgres::Error> {
-    client.execute("SELECT set_config('application_name', $1, false)", &[&run_application_name(slot)]).await.map(|_| ())
+    client
+        .execute(
+            "SELECT set_config('application_name', $1, false)",
+            &[&run_application_name(slot)],
+        )
+        .await
+        .map(|_| ())
 }
 
 /// Take the per-slot session lock on the target (held until the connection ends). Waits up to
@@ -65,9 +71,15 @@ pub async fn tag_session(client: &Client, slot: &str) -> Result<(), tokio_postgr
 pub async fn lock_slot(client: &Client, slot: &str) -> crate::error::Result<()> {
     use crate::error::DbContext;
     const KEY: &str = "pg_advisory_lock(1886809715, hashtext($1))"; // 1886809715 = 'pvs3'
-    client.batch_execute("SET lock_timeout = '60s'").await.db(|| "setting lock_timeout".into())?;
+    client
+        .batch_execute("SET lock_timeout = '60s'")
+        .await
+        .db(|| "setting lock_timeout".into())?;
     let locked = client.execute(&format!("SELECT {KEY}"), &[&slot]).await;
-    client.batch_execute("RESET lock_timeout").await.db(|| "resetting lock_timeout".into())?;
+    client
+        .batch_execute("RESET lock_timeout")
+        .await
+        .db(|| "resetting lock_timeout".into())?;
     match locked {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
@@ -85,7 +97,9 @@ pub async fn ensure_schema(client: &Client) -> Result<(), tokio_postgres::Error>
 
 /// Whether the state schema exists (without creating it: `status` and `plan` change nothing).
 pub async fn schema_exists(client: &impl GenericClient) -> Result<bool, tokio_postgres::Error> {
-    let row = client.query_one("SELECT to_regclass('pgvshift.progress') IS NOT NULL", &[]).await?;
+    let row = client
+        .query_one("SELECT to_regclass('pgvshift.progress') IS NOT NULL", &[])
+        .await?;
     Ok(row.get(0))
 }
 
@@ -105,7 +119,11 @@ pub async fn load_progress(client: &impl GenericClient, slot: &str) -> Result<Op
         slot: r.get(0),
         publication: r.get(1),
         created_publication: r.get(2),
-        phase: if r.get::<_, String>(3) == "streaming" { Phase::Streaming } else { Phase::Snapshot },
+        phase: if r.get::<_, String>(3) == "streaming" {
+            Phase::Streaming
+        } else {
+            Phase::Snapshot
+        },
         consistent_point: r.get::<_, Option<String>>(4).and_then(|s| s.parse().ok()),
         applied_lsn: r.get::<_, Option<String>>(5).and_then(|s| s.parse().ok()),
         last_applied_age_secs: r.get(6),
@@ -143,7 +161,9 @@ pub async fn begin_snapshot(
     publication: &str,
     created_publication: bool,
 ) -> Result<(), tokio_postgres::Error> {
-    client.execute("DELETE FROM pgvshift.progress WHERE slot = $1", &[&slot]).await?;
+    client
+        .execute("DELETE FROM pgvshift.progress WHERE slot = $1", &[&slot])
+        .await?;
     client
         .execute(
             "INSERT INTO pgvshift.progress (slot, publication, created_publication, phase, snapshot_started_at) \
@@ -154,7 +174,11 @@ pub async fn begin_snapshot(
     Ok(())
 }
 
-pub async fn record_consistent_point(client: &impl GenericClient, slot: &str, lsn: Lsn) -> Result<(), tokio_postgres::Error> {
+pub async fn record_consistent_point(
+    client: &impl GenericClient,
+    slot: &str,
+    lsn: Lsn,
+) -> Result<(), tokio_postgres::Error> {
     client
         .execute(
             "UPDATE pgvshift.progress SET consistent_point = $2::text::pg_lsn, updated_at = now() WHERE slot = $1",
@@ -200,7 +224,11 @@ pub async fn set_table_state(
 }
 
 /// The snapshot is complete: streaming starts at the slot's consistent point.
-pub async fn finish_snapshot(client: &impl GenericClient, slot: &str, consistent_point: Lsn) -> Result<(), tokio_postgres::Error> {
+pub async fn finish_snapshot(
+    client: &impl GenericClient,
+    slot: &str,
+    consistent_point: Lsn,
+) -> Result<(), tokio_postgres::Error> {
     client
         .execute(
             "UPDATE pgvshift.progress SET phase = 'streaming', applied_lsn = $2::text::pg_lsn, \
@@ -224,5 +252,7 @@ pub async fn drop_schema(client: &Client) -> Result<(), tokio_postgres::Error> {
 
 /// Remove one slot's rows (other configurations sharing the target keep theirs).
 pub async fn forget_slot(client: &impl GenericClient, slot: &str) -> Result<u64, tokio_postgres::Error> {
-    client.execute("DELETE FROM pgvshift.progress WHERE slot = $1", &[&slot]).await
+    client
+        .execute("DELETE FROM pgvshift.progress WHERE slot = $1", &[&slot])
+        .await
 }

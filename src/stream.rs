@@ -39,14 +39,19 @@ pub async fn stream_changes(
     let target = connect(&config.target, Side::Target).await?;
     crate::state::tag_session(&target, &config.replication.slot)
         .await
-        .map_err(|source| Error::Db { context: "tagging the target session".into(), source })?;
+        .map_err(|source| Error::Db {
+            context: "tagging the target session".into(),
+            source,
+        })?;
     // One applier per slot. After a crash the previous process's backend may still be finishing
     // a COMMIT; it holds this lock until it has, so applied_lsn is read only after it is ours.
     crate::state::lock_slot(&target, &config.replication.slot).await?;
     let start = match crate::state::load_progress(&target, &config.replication.slot)
         .await
-        .map_err(|source| Error::Db { context: "reading pgvshift.progress".into(), source })?
-    {
+        .map_err(|source| Error::Db {
+            context: "reading pgvshift.progress".into(),
+            source,
+        })? {
         Some(p) => p.applied_lsn.unwrap_or(start).max(start),
         None => start,
     };
@@ -123,11 +128,18 @@ pub async fn stream_changes(
             }
             Event::Data(bytes) => {
                 let msg = pgoutput::decode(&bytes).map_err(|e| {
-                    Error::Runtime(format!("decoding a pgoutput message after {}: {e}", applier.applied_lsn()))
+                    Error::Runtime(format!(
+                        "decoding a pgoutput message after {}: {e}",
+                        applier.applied_lsn()
+                    ))
                 })?;
                 applier.handle(msg).await?;
             }
-            Event::Commit { end_lsn, commit_time_micros, .. } => {
+            Event::Commit {
+                end_lsn,
+                commit_time_micros,
+                ..
+            } => {
                 in_txn = false;
                 applier.commit(end_lsn, commit_time_micros);
                 if applier.batch_changes() >= batch_max {
@@ -164,7 +176,9 @@ pub async fn stream_changes(
         stream.confirm(lsn);
     }
     let applied = applier.applied_lsn();
-    stream.finish(applied, Duration::from_secs(5) + config.replication.status_interval).await;
+    stream
+        .finish(applied, Duration::from_secs(5) + config.replication.status_interval)
+        .await;
     tracing::info!(
         applied = %applied,
         seconds = format!("{:.1}", started.elapsed().as_secs_f64()),

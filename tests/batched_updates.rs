@@ -53,8 +53,14 @@ async fn staged_updates_equal_row_by_row_application() {
         .unwrap();
     env.wait_caught_up().await;
 
-    assert_eq!(env.target_value("SELECT count(*) FROM items WHERE embedding IS NULL"), "0");
-    assert_eq!(env.target_value("SELECT n FROM items WHERE id = 1"), env.source_value("SELECT n FROM items WHERE id = 1"));
+    assert_eq!(
+        env.target_value("SELECT count(*) FROM items WHERE embedding IS NULL"),
+        "0"
+    );
+    assert_eq!(
+        env.target_value("SELECT n FROM items WHERE id = 1"),
+        env.source_value("SELECT n FROM items WHERE id = 1")
+    );
     env.assert_same("items", "id").await;
     env.assert_same("full_items", "id").await;
     run.stop().await;

@@ -45,7 +45,11 @@ fn write_config(env: &TestEnv, tables: &[&str], source_port: Option<u16>, target
     for t in tables {
         toml.push_str(&format!("[[tables]]\nsource = \"{t}\"\n"));
     }
-    let path = env.dir.join(format!("cli-{}-{}.toml", source_port.unwrap_or(0), target_port.unwrap_or(0)));
+    let path = env.dir.join(format!(
+        "cli-{}-{}.toml",
+        source_port.unwrap_or(0),
+        target_port.unwrap_or(0)
+    ));
     std::fs::write(&path, toml).unwrap();
     path
 }
@@ -53,14 +57,23 @@ fn write_config(env: &TestEnv, tables: &[&str], source_port: Option<u16>, target
 /// Run the binary; assert the exit code and that the password is in neither stream.
 fn pgvshift(env: &TestEnv, args: &[&str], want_code: i32) -> (String, String) {
     let (code, stdout, stderr) = env.run_binary(args);
-    assert_eq!(code, want_code, "pgvshift {args:?}: exit code\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        code, want_code,
+        "pgvshift {args:?}: exit code\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert_no_password(&format!("pgvshift {args:?}"), &stdout, &stderr);
     (stdout, stderr)
 }
 
 fn assert_no_password(what: &str, stdout: &str, stderr: &str) {
-    assert!(!stdout.contains(PASSWORD), "{what}: the password appears on stdout:\n{stdout}");
-    assert!(!stderr.contains(PASSWORD), "{what}: the password appears on stderr:\n{stderr}");
+    assert!(
+        !stdout.contains(PASSWORD),
+        "{what}: the password appears on stdout:\n{stdout}"
+    );
+    assert!(
+        !stderr.contains(PASSWORD),
+        "{what}: the password appears on stderr:\n{stderr}"
+    );
 }
 
 fn path_str(p: &Path) -> &str {
@@ -77,8 +90,14 @@ fn closed_port() -> u16 {
 fn footprint(env: &TestEnv) -> (bool, bool, bool) {
     let yes = |v: String| v == "t";
     (
-        yes(env.source_value(&format!("SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}')", env.name))),
-        yes(env.source_value(&format!("SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '{}')", env.name))),
+        yes(env.source_value(&format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}')",
+            env.name
+        ))),
+        yes(env.source_value(&format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '{}')",
+            env.name
+        ))),
         yes(env.target_value("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pgvshift')")),
     )
 }
@@ -100,10 +119,16 @@ impl RunningBinary {
     fn terminate(mut self) -> (i32, String) {
         let child = self.0.take().expect("still running");
         let pid = child.id().to_string();
-        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
         assert!(sent.success(), "kill -TERM {pid}");
         let out = child.wait_with_output().unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 }
 
@@ -121,9 +146,14 @@ fn config_problems_exit_2_and_say_where() {
     let dir = std::env::temp_dir().join(pgvshift::localpg::unique_name("pgvshift-cli-config"));
     std::fs::create_dir_all(&dir).unwrap();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgvshift")).args(args).output().unwrap();
-        let (stdout, stderr) =
-            (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgvshift"))
+            .args(args)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
         assert_no_password(&format!("pgvshift {args:?}"), &stdout, &stderr);
         (out.status.code().unwrap_or(-1), stderr)
     };
@@ -131,7 +161,10 @@ fn config_problems_exit_2_and_say_where() {
     let missing = dir.join("no-such-config.toml");
     let (code, stderr) = run(&["plan", "--config", path_str(&missing)]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains(path_str(&missing)), "the message names the missing file:\n{stderr}");
+    assert!(
+        stderr.contains(path_str(&missing)),
+        "the message names the missing file:\n{stderr}"
+    );
 
     // An unknown key on line 8, column 1 (the URL on line 2 holds a password).
     let bad = dir.join("unknown-key.toml");
@@ -147,7 +180,10 @@ fn config_problems_exit_2_and_say_where() {
     let (code, stderr) = run(&["plan", "--config", path_str(&bad)]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains(path_str(&bad)), "the message names the file:\n{stderr}");
-    assert!(stderr.contains("batch_max_chnages"), "the message names the key:\n{stderr}");
+    assert!(
+        stderr.contains("batch_max_chnages"),
+        "the message names the key:\n{stderr}"
+    );
     assert!(
         stderr.contains(":8:1") || stderr.contains("line 8, column 1"),
         "the message gives the line and column (8:1):\n{stderr}"
@@ -165,8 +201,14 @@ async fn plan_blocks_a_table_without_key_or_identity_with_exit_1() {
     let (stdout, stderr) = pgvshift(&env, &["plan", "--config", path_str(&config)], 1);
     let all = format!("{stdout}\n{stderr}");
     assert!(stderr.contains("public.notes"), "the problem names the table:\n{all}");
-    assert!(stderr.contains("add a primary key"), "the first fix (a primary key) is given:\n{all}");
-    assert!(stderr.contains("ALTER TABLE public.notes REPLICA IDENTITY FULL"), "the second fix (REPLICA IDENTITY FULL) is given:\n{all}");
+    assert!(
+        stderr.contains("add a primary key"),
+        "the first fix (a primary key) is given:\n{all}"
+    );
+    assert!(
+        stderr.contains("ALTER TABLE public.notes REPLICA IDENTITY FULL"),
+        "the second fix (REPLICA IDENTITY FULL) is given:\n{all}"
+    );
     assert_eq!(footprint(&env), (false, false, false), "a blocked plan changes nothing");
 }
 
@@ -181,17 +223,37 @@ async fn plan_shows_types_and_ddl_and_changes_nothing() {
     );
     let config = write_config(&env, &["public.items"], None, None);
     let (stdout, _) = pgvshift(&env, &["plan", "--config", path_str(&config)], 0);
-    assert!(stdout.contains("vector(768)"), "the vector column with its dimensions:\n{stdout}");
-    assert!(stdout.contains("CREATE TABLE IF NOT EXISTS \"public\".\"items\""), "the target table DDL:\n{stdout}");
-    assert!(stdout.contains("\"embedding\" vector(768)"), "the DDL keeps the typmod:\n{stdout}");
-    assert!(stdout.contains("PRIMARY KEY (\"id\")"), "the DDL has the primary key:\n{stdout}");
+    assert!(
+        stdout.contains("vector(768)"),
+        "the vector column with its dimensions:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("CREATE TABLE IF NOT EXISTS \"public\".\"items\""),
+        "the target table DDL:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("\"embedding\" vector(768)"),
+        "the DDL keeps the typmod:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("PRIMARY KEY (\"id\")"),
+        "the DDL has the primary key:\n{stdout}"
+    );
     assert!(
         stdout.contains("CREATE INDEX IF NOT EXISTS \"items_embedding_idx\" ON \"public\".\"items\" USING hnsw (\"embedding\" vector_cosine_ops) WITH (m='16', ef_construction='64')"),
         "the hnsw index DDL:\n{stdout}"
     );
     assert!(stdout.contains("***"), "the URLs are shown redacted:\n{stdout}");
-    assert_eq!(footprint(&env), (false, false, false), "plan creates no slot, publication or pgvshift schema");
-    assert_eq!(env.target_value("SELECT count(*) FROM pg_tables WHERE tablename = 'items'"), "0", "plan creates no table");
+    assert_eq!(
+        footprint(&env),
+        (false, false, false),
+        "plan creates no slot, publication or pgvshift schema"
+    );
+    assert_eq!(
+        env.target_value("SELECT count(*) FROM pg_tables WHERE tablename = 'items'"),
+        "0",
+        "plan creates no table"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,17 +268,28 @@ async fn status_json_while_streaming_then_stopped_then_cleanup() {
     let child = RunningBinary(Some(env.spawn_binary(&["run", "--config", config])));
     env.wait_streaming().await;
     // A change applied through the stream: the stream is up (and holds the slot).
-    env.source_client().await.batch_execute("INSERT INTO items VALUES (101, '[1,0,1]')").await.unwrap();
+    env.source_client()
+        .await
+        .batch_execute("INSERT INTO items VALUES (101, '[1,0,1]')")
+        .await
+        .unwrap();
     env.wait_caught_up().await;
 
     let status = status_json(&env, config);
     let keys: BTreeSet<&str> = status.keys().map(String::as_str).collect();
-    assert_eq!(keys, STATUS_KEYS.into_iter().collect::<BTreeSet<_>>(), "status --json keys");
+    assert_eq!(
+        keys,
+        STATUS_KEYS.into_iter().collect::<BTreeSet<_>>(),
+        "status --json keys"
+    );
     assert_eq!(status["phase"], "streaming", "{status:?}");
     assert_eq!(status["slot"], env.name.as_str());
     assert_eq!(status["slot_active"], true);
     assert_eq!(status["tables"].as_array().map(Vec::len), Some(1), "{status:?}");
-    assert!(status["applied_lsn"].is_string() && status["source_current_lsn"].is_string(), "{status:?}");
+    assert!(
+        status["applied_lsn"].is_string() && status["source_current_lsn"].is_string(),
+        "{status:?}"
+    );
     assert!(status["lag_bytes"].is_i64(), "{status:?}");
     // The human form works too.
     let (human, _) = pgvshift(&env, &["status", "--config", config], 0);
@@ -234,31 +307,57 @@ async fn status_json_while_streaming_then_stopped_then_cleanup() {
     assert_eq!(footprint(&env), (true, true, true));
     let (_, stderr) = pgvshift(&env, &["cleanup", "--config", config], 2);
     assert!(stderr.contains("--yes"), "the refusal says how to proceed:\n{stderr}");
-    assert_eq!(footprint(&env), (true, true, true), "cleanup without --yes changes nothing");
+    assert_eq!(
+        footprint(&env),
+        (true, true, true),
+        "cleanup without --yes changes nothing"
+    );
 
     let (stdout, _) = pgvshift(&env, &["cleanup", "--config", config, "--yes"], 0);
     assert!(!stdout.is_empty(), "cleanup lists what it did");
-    assert_eq!(footprint(&env), (false, false, false), "slot, publication and pgvshift schema are gone");
-    assert_eq!(env.target_value("SELECT count(*) FROM items"), "101", "the target table and its rows stay");
+    assert_eq!(
+        footprint(&env),
+        (false, false, false),
+        "slot, publication and pgvshift schema are gone"
+    );
+    assert_eq!(
+        env.target_value("SELECT count(*) FROM items"),
+        "101",
+        "the target table and its rows stay"
+    );
     env.assert_same("items", "id").await;
     let (stdout, _) = pgvshift(&env, &["status", "--config", config, "--json"], 0);
-    assert!(stdout.contains("\"not_started\""), "after cleanup nothing is recorded:\n{stdout}");
+    assert!(
+        stdout.contains("\"not_started\""),
+        "after cleanup nothing is recorded:\n{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_errors_exit_3_and_show_only_the_redacted_url() {
-    let env = TestEnv::new("cli_conn", "CREATE TABLE items (id int PRIMARY KEY, embedding vector(3));");
+    let env = TestEnv::new(
+        "cli_conn",
+        "CREATE TABLE items (id int PRIMARY KEY, embedding vector(3));",
+    );
     let port = closed_port();
     let bad_source = write_config(&env, &["public.items"], Some(port), None);
     let bad_target = write_config(&env, &["public.items"], None, Some(port));
     let redacted = format!("postgresql://postgres:***@127.0.0.1:{port}/{}", env.name);
-    for (config, verb) in [(&bad_source, "plan"), (&bad_target, "plan"), (&bad_target, "status"), (&bad_source, "cleanup")] {
+    for (config, verb) in [
+        (&bad_source, "plan"),
+        (&bad_target, "plan"),
+        (&bad_target, "status"),
+        (&bad_source, "cleanup"),
+    ] {
         let mut args = vec![verb, "--config", path_str(config)];
         if verb == "cleanup" {
             args.push("--yes");
         }
         let (_, stderr) = pgvshift(&env, &args, 3);
-        assert!(stderr.contains(&redacted), "pgvshift {args:?}: the error shows the redacted URL {redacted}:\n{stderr}");
+        assert!(
+            stderr.contains(&redacted),
+            "pgvshift {args:?}: the error shows the redacted URL {redacted}:\n{stderr}"
+        );
     }
     // Nothing was created along the way.
     assert_eq!(footprint(&env), (false, false, false));

@@ -27,7 +27,8 @@ async fn renamed_and_excluded_columns_in_snapshot_and_stream() {
         env.target_value("SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'archive.documents'::regclass AND attnum > 0"),
         "id integer, vec halfvec(4), small vector(2), Title text"
     );
-    let def = env.target_value("SELECT indexdef FROM pg_indexes WHERE schemaname = 'archive' AND indexname = 'docs_emb'");
+    let def =
+        env.target_value("SELECT indexdef FROM pg_indexes WHERE schemaname = 'archive' AND indexname = 'docs_emb'");
     assert!(def.contains("USING hnsw (vec halfvec_l2_ops)"), "{def}");
 
     let source = env.source_client().await;
@@ -48,7 +49,10 @@ async fn renamed_and_excluded_columns_in_snapshot_and_stream() {
     let q_target = "SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', id, vec::text, small::text, \"Title\"), ';' ORDER BY id)) FROM archive.documents";
     assert_eq!(env.source_value(q_source), env.target_value(q_target));
 
-    source.batch_execute("TRUNCATE docs; INSERT INTO docs VALUES (1, 's', '[1,1,1,1]', '[0,0]', 'after')").await.unwrap();
+    source
+        .batch_execute("TRUNCATE docs; INSERT INTO docs VALUES (1, 's', '[1,1,1,1]', '[0,0]', 'after')")
+        .await
+        .unwrap();
     env.wait_caught_up().await;
     assert_eq!(env.source_value(q_source), env.target_value(q_target));
     run.stop().await;

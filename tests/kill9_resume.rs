@@ -56,7 +56,10 @@ impl Binary {
     fn assert_running(&mut self, while_: &str) {
         if let Some(status) = self.child.try_wait().unwrap() {
             self.join_readers();
-            panic!("pgvshift exited ({status}) while {while_}; its stderr:\n{}", self.stderr());
+            panic!(
+                "pgvshift exited ({status}) while {while_}; its stderr:\n{}",
+                self.stderr()
+            );
         }
     }
 
@@ -73,7 +76,10 @@ impl Binary {
             }
             self.assert_running(what);
             if Instant::now() >= deadline {
-                panic!("timed out after {timeout:?} waiting for {what}; pgvshift stderr:\n{}", self.stderr());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; pgvshift stderr:\n{}",
+                    self.stderr()
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -121,7 +127,10 @@ fn drain(mut pipe: impl Read, keep: Option<Arc<Mutex<String>>>) {
 async fn target_progress(env: &TestEnv) -> Option<(String, Option<Lsn>)> {
     let target = env.target_client().await;
     let row = target
-        .query_opt("SELECT phase, applied_lsn::text FROM pgvshift.progress WHERE slot = $1", &[&env.name])
+        .query_opt(
+            "SELECT phase, applied_lsn::text FROM pgvshift.progress WHERE slot = $1",
+            &[&env.name],
+        )
         .await
         .ok()??;
     let applied: Option<String> = row.get(1);
@@ -132,7 +141,10 @@ async fn target_progress(env: &TestEnv) -> Option<(String, Option<Lsn>)> {
 async fn slot_state(env: &TestEnv) -> (bool, Lsn) {
     let source = env.source_client().await;
     let row = source
-        .query_one("SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&env.name])
+        .query_one(
+            "SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&env.name],
+        )
         .await
         .expect("the slot exists");
     let confirmed: String = row.get(1);
@@ -142,7 +154,11 @@ async fn slot_state(env: &TestEnv) -> (bool, Lsn) {
 async fn wait_slot_inactive(env: &TestEnv) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while slot_state(env).await.0 {
-        assert!(Instant::now() < deadline, "slot {} stayed active after its process died", env.name);
+        assert!(
+            Instant::now() < deadline,
+            "slot {} stayed active after its process died",
+            env.name
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -150,7 +166,13 @@ async fn wait_slot_inactive(env: &TestEnv) {
 /// Wait until the target has applied everything committed on the source so far.
 async fn wait_caught_up(env: &TestEnv, bin: &mut Binary) {
     let source = env.source_client().await;
-    let mark: Lsn = source.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.unwrap().get::<_, String>(0).parse().unwrap();
+    let mark: Lsn = source
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+        .parse()
+        .unwrap();
     bin.wait_until(&format!("the target to apply up to {mark}"), Duration::from_secs(120), || async {
         matches!(target_progress(env).await, Some((phase, Some(applied))) if phase == "streaming" && applied >= mark)
     })
@@ -172,13 +194,26 @@ async fn writer(env: &TestEnv, stop: Arc<AtomicBool>, committed: Arc<AtomicU64>)
         let (sql, inserted) = {
             let mut rng = rand::thread_rng();
             // Now and then a bigger transaction, so that kills also land in the middle of one.
-            let inserts: i64 = if rng.gen_ratio(1, 10) { rng.gen_range(150..300) } else { rng.gen_range(1..6) };
+            let inserts: i64 = if rng.gen_ratio(1, 10) {
+                rng.gen_range(150..300)
+            } else {
+                rng.gen_range(1..6)
+            };
             // Mostly rows that exist: the seed rows or ones this writer inserted.
-            let mut pick = || if next_id == FIRST_ID || rng.gen_bool(0.5) { rng.gen_range(1..=SEED_ROWS) } else { rng.gen_range(FIRST_ID..next_id) };
+            let mut pick = || {
+                if next_id == FIRST_ID || rng.gen_bool(0.5) {
+                    rng.gen_range(1..=SEED_ROWS)
+                } else {
+                    rng.gen_range(FIRST_ID..next_id)
+                }
+            };
             let upd: Vec<i64> = (0..5).map(|_| pick()).collect();
             let upd_vec: i64 = pick();
             let del: Vec<i64> = (0..2).map(|_| pick()).collect();
-            let (upd, del) = (upd[..rng.gen_range(1..=5)].to_vec(), del[..rng.gen_range(0..=2)].to_vec());
+            let (upd, del) = (
+                upd[..rng.gen_range(1..=5)].to_vec(),
+                del[..rng.gen_range(0..=2)].to_vec(),
+            );
             let events: i64 = rng.gen_range(1..4);
             let ids = |v: &[i64]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
             let mut sql = format!(
@@ -265,33 +300,54 @@ async fn kill9_at_random_moments_under_load_loses_and_duplicates_nothing() {
         }
         bin = Binary::start(&env, &config);
         let log = bin.stderr.clone();
-        bin.wait_until(&format!("the restart of round {round} to log that it resumes"), Duration::from_secs(60), || {
-            let resumed = log.lock().unwrap().contains("resuming");
-            async move { resumed }
-        })
+        bin.wait_until(
+            &format!("the restart of round {round} to log that it resumes"),
+            Duration::from_secs(60),
+            || {
+                let resumed = log.lock().unwrap().contains("resuming");
+                async move { resumed }
+            },
+        )
         .await;
         resumed_logs.push(bin.stderr());
     }
     let total = committed.load(Ordering::Relaxed);
-    assert!(total > 20, "the writer committed only {total} transactions: not much of a load");
+    assert!(
+        total > 20,
+        "the writer committed only {total} transactions: not much of a load"
+    );
 
     wait_caught_up(&env, &mut bin).await;
     env.assert_same("items", "id").await;
     env.assert_same("events", "txn, seq").await;
     let events = env.target_value("SELECT count(*) FROM events");
     let distinct = env.target_value("SELECT count(*) FROM (SELECT DISTINCT txn, seq FROM events) d");
-    assert_eq!(events, distinct, "an insert into the table without a primary key was applied twice");
+    assert_eq!(
+        events, distinct,
+        "an insert into the table without a primary key was applied twice"
+    );
     assert_eq!(resumed_logs.len(), ROUNDS);
     for (i, log) in resumed_logs.iter().enumerate() {
-        assert!(log.contains("resuming"), "restart {} did not log that it resumed:\n{log}", i + 1);
-        assert!(!log.contains("previous snapshot did not complete"), "restart {} restarted the snapshot:\n{log}", i + 1);
+        assert!(
+            log.contains("resuming"),
+            "restart {} did not log that it resumed:\n{log}",
+            i + 1
+        );
+        assert!(
+            !log.contains("previous snapshot did not complete"),
+            "restart {} restarted the snapshot:\n{log}",
+            i + 1
+        );
     }
 
     // Still true while it runs: read the source first, the target second.
     let (_, confirmed) = slot_state(&env).await;
     let (_, applied) = target_progress(&env).await.unwrap();
     let applied = applied.unwrap();
-    assert!(confirmed <= applied, "confirmed {confirmed} is ahead of applied {applied}");
+    assert!(
+        confirmed <= applied,
+        "confirmed {confirmed} is ahead of applied {applied}"
+    );
     eprintln!("writer committed {total} transactions; {} rows in items, {events} in events; final applied {applied}, confirmed {confirmed}", env.target_value("SELECT count(*) FROM items"));
     bin.kill9();
 }
@@ -322,7 +378,10 @@ async fn kill9_while_the_target_commit_is_stalled_leaves_the_source_unconfirmed(
     // Stall the target commit: the applier's progress update waits for this row lock.
     let blocker = env.target_client().await;
     blocker
-        .batch_execute(&format!("BEGIN; SELECT 1 FROM pgvshift.progress WHERE slot = '{}' FOR UPDATE", env.name))
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM pgvshift.progress WHERE slot = '{}' FOR UPDATE",
+            env.name
+        ))
         .await
         .unwrap();
     let source = env.source_client().await;
@@ -339,7 +398,13 @@ async fn kill9_while_the_target_commit_is_stalled_leaves_the_source_unconfirmed(
             .await
             .unwrap();
     }
-    let stalled_end: Lsn = source.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.unwrap().get::<_, String>(0).parse().unwrap();
+    let stalled_end: Lsn = source
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+        .parse()
+        .unwrap();
     let target = env.target_client().await;
     bin.wait_until("the applier's commit to wait for the row lock", Duration::from_secs(60), || async {
         let row = target

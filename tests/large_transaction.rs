@@ -33,7 +33,10 @@ impl Binary {
         let out = child.stdout.take().unwrap();
         let err = child.stderr.take().unwrap();
         let keep = stderr.clone();
-        let readers = vec![std::thread::spawn(move || drain(out, None)), std::thread::spawn(move || drain(err, Some(keep)))];
+        let readers = vec![
+            std::thread::spawn(move || drain(out, None)),
+            std::thread::spawn(move || drain(err, Some(keep))),
+        ];
         Binary { child, stderr, readers }
     }
 
@@ -46,7 +49,10 @@ impl Binary {
             for r in self.readers.drain(..) {
                 let _ = r.join();
             }
-            panic!("pgvshift exited ({status}) while {while_}; its stderr:\n{}", self.stderr());
+            panic!(
+                "pgvshift exited ({status}) while {while_}; its stderr:\n{}",
+                self.stderr()
+            );
         }
     }
 
@@ -63,7 +69,10 @@ impl Binary {
             }
             self.assert_running(what);
             if Instant::now() >= deadline {
-                panic!("timed out after {timeout:?} waiting for {what}; pgvshift stderr:\n{}", self.stderr());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; pgvshift stderr:\n{}",
+                    self.stderr()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -71,8 +80,12 @@ impl Binary {
 
     /// A field of /proc/<pid>/status in kB (VmRSS, VmHWM).
     fn status_kb(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("read /proc/<pid>/status");
-        let line = status.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap_or_else(|| panic!("no {field} in:\n{status}"));
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("read /proc/<pid>/status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("no {field} in:\n{status}"));
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 }
@@ -103,7 +116,10 @@ fn drain(mut pipe: impl Read, keep: Option<Arc<Mutex<String>>>) {
 async fn applied(env: &TestEnv) -> Option<Lsn> {
     let target = env.target_client().await;
     let row = target
-        .query_opt("SELECT applied_lsn::text FROM pgvshift.progress WHERE slot = $1 AND phase = 'streaming'", &[&env.name])
+        .query_opt(
+            "SELECT applied_lsn::text FROM pgvshift.progress WHERE slot = $1 AND phase = 'streaming'",
+            &[&env.name],
+        )
         .await
         .ok()??;
     row.get::<_, Option<String>>(0).map(|a| a.parse().unwrap())
@@ -118,7 +134,10 @@ async fn a_transaction_much_bigger_than_memory_streams_through() {
     );
     let config = env.write_config(&[("public.payloads", None)], "");
     let mut bin = Binary::start(&env, &config);
-    bin.wait_until("the snapshot to complete", Duration::from_secs(120), || async { applied(&env).await.is_some() }).await;
+    bin.wait_until("the snapshot to complete", Duration::from_secs(120), || async {
+        applied(&env).await.is_some()
+    })
+    .await;
     let rss_streaming = bin.status_kb("VmRSS");
 
     // One transaction: every row in it, plus an update and a delete of older data.
@@ -140,9 +159,11 @@ async fn a_transaction_much_bigger_than_memory_streams_through() {
     let mark: Lsn = env.source_value("SELECT pg_current_wal_insert_lsn()").parse().unwrap();
     let wal_bytes = mark.0 - wal_before.0;
 
-    bin.wait_until(&format!("the big transaction to be applied (up to {mark})"), Duration::from_secs(600), || async {
-        applied(&env).await.is_some_and(|a| a >= mark)
-    })
+    bin.wait_until(
+        &format!("the big transaction to be applied (up to {mark})"),
+        Duration::from_secs(600),
+        || async { applied(&env).await.is_some_and(|a| a >= mark) },
+    )
     .await;
     // VmHWM is the high-water mark over the whole life of the process: read it while it runs.
     let peak_kb = bin.status_kb("VmHWM");
@@ -163,6 +184,9 @@ async fn a_transaction_much_bigger_than_memory_streams_through() {
         ROWS * ROW_BYTES / 1_000_000,
         PEAK_RSS_LIMIT_KB / 1024
     );
-    assert_eq!(env.target_value("SELECT count(*) FROM payloads"), (ROWS + 1 - 3).to_string());
+    assert_eq!(
+        env.target_value("SELECT count(*) FROM payloads"),
+        (ROWS + 1 - 3).to_string()
+    );
     env.assert_same("payloads", "id").await;
 }

@@ -21,7 +21,11 @@ async fn assert_halfvec_equal(env: &support::TestEnv) {
             c2 = if cast.is_empty() { "" } else { "::halfvec(3000)" }
         )
     };
-    assert_eq!(env.source_value(&q("::halfvec(768)")), env.target_value(&q("")), "halfvec values differ from the server's own cast");
+    assert_eq!(
+        env.source_value(&q("::halfvec(768)")),
+        env.target_value(&q("")),
+        "halfvec values differ from the server's own cast"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,7 +41,10 @@ async fn vectors_become_halfvec_in_snapshot_and_stream() {
     );
     // The hnsw index was translated to the halfvec opclass.
     let def = env.target_value("SELECT indexdef FROM pg_indexes WHERE indexname = 'items_emb_idx'");
-    assert!(def.contains("USING hnsw (emb halfvec_cosine_ops)") && def.contains("m='8'"), "{def}");
+    assert!(
+        def.contains("USING hnsw (emb halfvec_cosine_ops)") && def.contains("m='8'"),
+        "{def}"
+    );
     assert_halfvec_equal(&env).await;
 
     let source = env.source_client().await;
@@ -66,19 +73,36 @@ async fn a_value_beyond_halfvec_range_stops_with_the_row_named() {
     );
     let path = env.write_config_with(&[("public.items", "profile = \"halfvec\"")], "");
     let run = env.spawn_run(Config::load_with_env(&path, &|_| None).unwrap());
-    let err = tokio::time::timeout(std::time::Duration::from_secs(60), run.handle).await.unwrap().unwrap().unwrap_err().to_string();
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), run.handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err()
+        .to_string();
     for want in ["public.items", "id=42", "emb", "halfvec"] {
         assert!(err.contains(want), "missing {want:?} in: {err}");
     }
     assert!(!err.contains("70000"), "values must not be printed: {err}");
 
     // ...and in the stream.
-    let env = support::TestEnv::new("halfvec_stream_bad", "CREATE TABLE items (id bigint PRIMARY KEY, emb vector(3));");
+    let env = support::TestEnv::new(
+        "halfvec_stream_bad",
+        "CREATE TABLE items (id bigint PRIMARY KEY, emb vector(3));",
+    );
     let path = env.write_config_with(&[("public.items", "profile = \"halfvec\"")], "");
     let run = env.spawn_run(Config::load_with_env(&path, &|_| None).unwrap());
     env.wait_streaming().await;
-    env.source_client().await.batch_execute("INSERT INTO items VALUES (7, '[1,2,3]'); INSERT INTO items VALUES (8, '[-1e6,0,0]')").await.unwrap();
-    let err = tokio::time::timeout(std::time::Duration::from_secs(60), run.handle).await.unwrap().unwrap().unwrap_err().to_string();
+    env.source_client()
+        .await
+        .batch_execute("INSERT INTO items VALUES (7, '[1,2,3]'); INSERT INTO items VALUES (8, '[-1e6,0,0]')")
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), run.handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err()
+        .to_string();
     for want in ["public.items", "id=8", "emb", "halfvec"] {
         assert!(err.contains(want), "missing {want:?} in: {err}");
     }

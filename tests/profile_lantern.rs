@@ -30,7 +30,9 @@ fn fingerprint(env: &support::TestEnv, source: bool) -> String {
     } else {
         "emb::text, h::text, b::text, s::text"
     };
-    let sql = format!("SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', id, note, {cols}), ';' ORDER BY id)) FROM items");
+    let sql = format!(
+        "SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', id, note, {cols}), ';' ORDER BY id)) FROM items"
+    );
     if source {
         env.source_value(&sql)
     } else {
@@ -46,10 +48,14 @@ async fn vectors_become_real_arrays_with_translated_indexes() {
     let path = env.write_config_with(&[("public.items", "profile = \"lantern\"")], "");
     let (code, stdout, stderr) = env.run_binary(&["plan", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(stderr.contains("column s") && stderr.contains("densify_sparse = true"), "{stderr}");
+    assert!(
+        stderr.contains("column s") && stderr.contains("densify_sparse = true"),
+        "{stderr}"
+    );
     // Inner product has no Lantern opclass: skipped, with the explicit mapping to use.
     assert!(
-        stdout.contains("skipped: index items_emb_ip") && stdout.contains("index_opclasses = { items_emb_ip = \"vector_cosine_ops\" }"),
+        stdout.contains("skipped: index items_emb_ip")
+            && stdout.contains("index_opclasses = { items_emb_ip = \"vector_cosine_ops\" }"),
         "{stdout}"
     );
 
@@ -77,9 +83,16 @@ async fn vectors_become_real_arrays_with_translated_indexes() {
         env.target_value("SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'items'::regclass AND attnum > 0"),
         "integer,text,real[],real[],integer[],real[]"
     );
-    assert_eq!(fingerprint(&env, true), fingerprint(&env, false), "snapshot values differ from v::real[]");
+    assert_eq!(
+        fingerprint(&env, true),
+        fingerprint(&env, false),
+        "snapshot values differ from v::real[]"
+    );
     // index_ddl_only: printed, not built (only the primary key exists).
-    assert_eq!(env.target_value("SELECT count(*) FROM pg_indexes WHERE tablename = 'items'"), "1");
+    assert_eq!(
+        env.target_value("SELECT count(*) FROM pg_indexes WHERE tablename = 'items'"),
+        "1"
+    );
 
     let source = env.source_client().await;
     source
@@ -95,6 +108,10 @@ async fn vectors_become_real_arrays_with_translated_indexes() {
         .await
         .unwrap();
     env.wait_caught_up().await;
-    assert_eq!(fingerprint(&env, true), fingerprint(&env, false), "streamed values differ from v::real[]");
+    assert_eq!(
+        fingerprint(&env, true),
+        fingerprint(&env, false),
+        "streamed values differ from v::real[]"
+    );
     run.stop().await;
 }

@@ -17,18 +17,36 @@ async fn values_arrive_in_pgvecto_rs_text_form() {
                                   (2, NULL, NULL, '{}/5', NULL, 'b');
          CREATE INDEX items_v ON items USING hnsw (v vector_cosine_ops);",
     );
-    env.target.psql(&env.name, "CREATE TABLE items (id int PRIMARY KEY, v text, h text, s text, b text, note text)").unwrap();
-    let path = env.write_config_with(&[("public.items", "profile = \"pgvecto_rs\"\nindex_ddl_only = true")], "");
+    env.target
+        .psql(
+            &env.name,
+            "CREATE TABLE items (id int PRIMARY KEY, v text, h text, s text, b text, note text)",
+        )
+        .unwrap();
+    let path = env.write_config_with(
+        &[("public.items", "profile = \"pgvecto_rs\"\nindex_ddl_only = true")],
+        "",
+    );
     let (code, plan, stderr) = env.run_binary(&["plan", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{plan}\n{stderr}");
-    for want in ["vector(3) -> vectors.vector(3)", "sparsevec(5) -> vectors.svector(5)", "indices made 0-based", "USING vectors (", "vectors.vector_cos_ops"] {
+    for want in [
+        "vector(3) -> vectors.vector(3)",
+        "sparsevec(5) -> vectors.svector(5)",
+        "indices made 0-based",
+        "USING vectors (",
+        "vectors.vector_cos_ops",
+    ] {
         assert!(plan.contains(want), "plan lacks {want:?}:\n{plan}");
     }
 
     let run = env.spawn_run(Config::load_with_env(&path, &|_| None).unwrap());
     env.wait_streaming().await;
-    let rows = || env.target_value("SELECT string_agg(concat_ws('|', id, v, h, s, b, note), E'\\n' ORDER BY id) FROM items");
-    assert_eq!(rows(), "1|[1, 2.5, -3]|[0.5, 1]|{0:1.5, 2:-2}/5|[1, 0, 1, 1]|a\n2|{}/5|b");
+    let rows =
+        || env.target_value("SELECT string_agg(concat_ws('|', id, v, h, s, b, note), E'\\n' ORDER BY id) FROM items");
+    assert_eq!(
+        rows(),
+        "1|[1, 2.5, -3]|[0.5, 1]|{0:1.5, 2:-2}/5|[1, 0, 1, 1]|a\n2|{}/5|b"
+    );
 
     env.source_client()
         .await

@@ -17,43 +17,73 @@ fn plan_translates_schema_and_indexes_for_every_profile() {
          CREATE INDEX items_note ON items (note);",
     );
     let cases: [(&str, i32, &[&str]); 6] = [
-        ("profile = \"pgvector\"", 0, &[
-            "vector(768) -> vector(768): binary passthrough",
-            "USING hnsw (\"emb\" vector_l2_ops) WITH (m='16', ef_construction='64')",
-            "USING ivfflat (\"emb\") WITH (lists='10')",
-            "USING btree (\"note\")",
-        ]),
-        ("profile = \"halfvec\"", 0, &[
-            "vector(768) -> halfvec(768): f32 -> f16",
-            "halfvec(4) -> halfvec(4): binary passthrough",
-            "USING hnsw (\"emb\" halfvec_l2_ops) WITH (m='16', ef_construction='64')",
-            "USING ivfflat (\"emb\" halfvec_l2_ops)",
-        ]),
-        ("profile = \"lantern\"", 0, &[
-            "vector(768) -> real[]",
-            "bit(64) -> integer[]",
-            "USING lantern_hnsw (\"emb\" dist_l2sq_ops)",
-            "USING lantern_hnsw (\"emb\" dist_cos_ops)",
-            "extensions the target needs for these indexes: lantern",
-        ]),
-        ("profile = \"pgvecto_rs\"", 0, &[
-            "vector(768) -> vectors.vector(768)",
-            "halfvec(4) -> vectors.vecf16(4)",
-            "bit(64) -> vectors.bvector(64)",
-            "USING vectors (",
-            "vectors.vector_l2_ops",
-            "[indexing.hnsw]",
-            "[indexing.ivf]",
-        ]),
-        ("profile = \"vectorchord\"", 0, &["vector(768) -> vector(768)", "USING vchordrq (", "vector_cosine_ops", "lists = [10]", "vchord"]),
-        ("profile = \"alloydb\"\nindex = \"scann\"", 0, &[
-            "vector(768) -> vector(768)",
-            "USING scann (",
-            "l2",
-            "cosine",
-            "num_leaves = 10",
-            "alloydb_scann",
-        ]),
+        (
+            "profile = \"pgvector\"",
+            0,
+            &[
+                "vector(768) -> vector(768): binary passthrough",
+                "USING hnsw (\"emb\" vector_l2_ops) WITH (m='16', ef_construction='64')",
+                "USING ivfflat (\"emb\") WITH (lists='10')",
+                "USING btree (\"note\")",
+            ],
+        ),
+        (
+            "profile = \"halfvec\"",
+            0,
+            &[
+                "vector(768) -> halfvec(768): f32 -> f16",
+                "halfvec(4) -> halfvec(4): binary passthrough",
+                "USING hnsw (\"emb\" halfvec_l2_ops) WITH (m='16', ef_construction='64')",
+                "USING ivfflat (\"emb\" halfvec_l2_ops)",
+            ],
+        ),
+        (
+            "profile = \"lantern\"",
+            0,
+            &[
+                "vector(768) -> real[]",
+                "bit(64) -> integer[]",
+                "USING lantern_hnsw (\"emb\" dist_l2sq_ops)",
+                "USING lantern_hnsw (\"emb\" dist_cos_ops)",
+                "extensions the target needs for these indexes: lantern",
+            ],
+        ),
+        (
+            "profile = \"pgvecto_rs\"",
+            0,
+            &[
+                "vector(768) -> vectors.vector(768)",
+                "halfvec(4) -> vectors.vecf16(4)",
+                "bit(64) -> vectors.bvector(64)",
+                "USING vectors (",
+                "vectors.vector_l2_ops",
+                "[indexing.hnsw]",
+                "[indexing.ivf]",
+            ],
+        ),
+        (
+            "profile = \"vectorchord\"",
+            0,
+            &[
+                "vector(768) -> vector(768)",
+                "USING vchordrq (",
+                "vector_cosine_ops",
+                "lists = [10]",
+                "vchord",
+            ],
+        ),
+        (
+            "profile = \"alloydb\"\nindex = \"scann\"",
+            0,
+            &[
+                "vector(768) -> vector(768)",
+                "USING scann (",
+                "l2",
+                "cosine",
+                "num_leaves = 10",
+                "alloydb_scann",
+            ],
+        ),
     ];
     for (keys, want_code, wants) in cases {
         let path = env.write_config_with(&[("public.items", keys)], "");
@@ -64,6 +94,12 @@ fn plan_translates_schema_and_indexes_for_every_profile() {
         }
     }
     // plan changed nothing anywhere.
-    assert_eq!(env.source_value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = current_database()"), "0");
-    assert_eq!(env.target_value("SELECT count(*) FROM pg_tables WHERE tablename = 'items' OR schemaname = 'pgvshift'"), "0");
+    assert_eq!(
+        env.source_value("SELECT count(*) FROM pg_replication_slots WHERE slot_name = current_database()"),
+        "0"
+    );
+    assert_eq!(
+        env.target_value("SELECT count(*) FROM pg_tables WHERE tablename = 'items' OR schemaname = 'pgvshift'"),
+        "0"
+    );
 }

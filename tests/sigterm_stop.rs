@@ -37,7 +37,10 @@ impl Binary {
         let out = child.stdout.take().unwrap();
         let err = child.stderr.take().unwrap();
         let keep = stderr.clone();
-        let readers = vec![std::thread::spawn(move || drain(out, None)), std::thread::spawn(move || drain(err, Some(keep)))];
+        let readers = vec![
+            std::thread::spawn(move || drain(out, None)),
+            std::thread::spawn(move || drain(err, Some(keep))),
+        ];
         Binary { child, stderr, readers }
     }
 
@@ -48,7 +51,10 @@ impl Binary {
     fn assert_running(&mut self, while_: &str) {
         if let Some(status) = self.child.try_wait().unwrap() {
             self.join_readers();
-            panic!("pgvshift exited ({status}) while {while_}; its stderr:\n{}", self.stderr());
+            panic!(
+                "pgvshift exited ({status}) while {while_}; its stderr:\n{}",
+                self.stderr()
+            );
         }
     }
 
@@ -65,7 +71,10 @@ impl Binary {
             }
             self.assert_running(what);
             if Instant::now() >= deadline {
-                panic!("timed out after {timeout:?} waiting for {what}; pgvshift stderr:\n{}", self.stderr());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; pgvshift stderr:\n{}",
+                    self.stderr()
+                );
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -73,7 +82,10 @@ impl Binary {
 
     /// Send SIGTERM (via kill(1): the crate forbids `unsafe`, so no libc::kill here).
     fn sigterm(&self) {
-        let status = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
         assert!(status.success(), "kill -TERM failed: {status}");
     }
 
@@ -130,7 +142,10 @@ fn drain(mut pipe: impl Read, keep: Option<Arc<Mutex<String>>>) {
 async fn target_progress(env: &TestEnv) -> Option<(String, Option<Lsn>)> {
     let target = env.target_client().await;
     let row = target
-        .query_opt("SELECT phase, applied_lsn::text FROM pgvshift.progress WHERE slot = $1", &[&env.name])
+        .query_opt(
+            "SELECT phase, applied_lsn::text FROM pgvshift.progress WHERE slot = $1",
+            &[&env.name],
+        )
         .await
         .ok()??;
     let applied: Option<String> = row.get(1);
@@ -141,7 +156,10 @@ async fn target_progress(env: &TestEnv) -> Option<(String, Option<Lsn>)> {
 async fn slot_state(env: &TestEnv) -> (bool, Lsn) {
     let source = env.source_client().await;
     let row = source
-        .query_one("SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", &[&env.name])
+        .query_one(
+            "SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&env.name],
+        )
         .await
         .expect("the slot exists");
     let confirmed: String = row.get(1);
@@ -151,14 +169,24 @@ async fn slot_state(env: &TestEnv) -> (bool, Lsn) {
 async fn wait_slot_inactive(env: &TestEnv) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while slot_state(env).await.0 {
-        assert!(Instant::now() < deadline, "slot {} stayed active after pgvshift exited", env.name);
+        assert!(
+            Instant::now() < deadline,
+            "slot {} stayed active after pgvshift exited",
+            env.name
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
 async fn source_lsn(env: &TestEnv) -> Lsn {
     let source = env.source_client().await;
-    source.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.unwrap().get::<_, String>(0).parse().unwrap()
+    source
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+        .parse()
+        .unwrap()
 }
 
 /// Wait until the target has applied up to `mark`.
@@ -182,7 +210,13 @@ async fn writer(env: &TestEnv, stop: Arc<AtomicBool>, committed: Arc<AtomicU64>)
         let (upd, del, inserts) = {
             let mut rng = rand::thread_rng();
             // Mostly rows that exist: the seed rows or ones this writer inserted.
-            let mut pick = || if next_id == FIRST_ID || rng.gen_bool(0.5) { rng.gen_range(1..=SEED_ROWS) } else { rng.gen_range(FIRST_ID..next_id) };
+            let mut pick = || {
+                if next_id == FIRST_ID || rng.gen_bool(0.5) {
+                    rng.gen_range(1..=SEED_ROWS)
+                } else {
+                    rng.gen_range(FIRST_ID..next_id)
+                }
+            };
             let upd: Vec<String> = (0..7).map(|_| pick().to_string()).collect();
             let del = pick();
             let upd = upd[..rng.gen_range(1..=7)].to_vec();
@@ -250,12 +284,19 @@ async fn sigterm_while_streaming_exits_0_quickly_with_everything_applied_committ
     let status = bin.wait_exit(Duration::from_secs(15)).await;
     let took = sent.elapsed();
     let log = bin.stderr();
-    let status = status.unwrap_or_else(|| panic!("pgvshift did not exit within 15 s of SIGTERM (killed); stderr:\n{log}"));
-    eprintln!("SIGTERM -> exit {status} in {:.3} s (writer at {writer_at} transactions)", took.as_secs_f64());
+    let status =
+        status.unwrap_or_else(|| panic!("pgvshift did not exit within 15 s of SIGTERM (killed); stderr:\n{log}"));
+    eprintln!(
+        "SIGTERM -> exit {status} in {:.3} s (writer at {writer_at} transactions)",
+        took.as_secs_f64()
+    );
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM; stderr:\n{log}");
     assert!(took < Duration::from_secs(15), "took {took:?} to stop");
     assert!(log.contains("SIGTERM received"), "stderr:\n{log}");
-    assert!(log.contains("everything applied is committed on the target and confirmed to the source"), "stderr:\n{log}");
+    assert!(
+        log.contains("everything applied is committed on the target and confirmed to the source"),
+        "stderr:\n{log}"
+    );
 
     // The writer is still running: the slot's confirmed position must not depend on when we
     // look. Once the source has let go of the slot, nothing can move it any more.
@@ -265,14 +306,24 @@ async fn sigterm_while_streaming_exits_0_quickly_with_everything_applied_committ
     let applied = applied.expect("applied_lsn");
     assert_eq!(phase, "streaming");
     eprintln!("after the stop: applied_lsn {applied}, confirmed_flush_lsn {confirmed}");
-    assert_eq!(confirmed, applied, "the slot's confirmed_flush_lsn differs from the target's applied_lsn; stderr:\n{log}");
+    assert_eq!(
+        confirmed, applied,
+        "the slot's confirmed_flush_lsn differs from the target's applied_lsn; stderr:\n{log}"
+    );
     assert!(applied >= mark, "applied {applied} went backwards from {mark}");
 
     // Only whole source transactions on the target: ticks 1..=max without a gap, and the item
     // count recorded by the last applied transaction is the target's item count.
-    let max_tick: i64 = env.target_value("SELECT coalesce(max(txn), 0) FROM ticks").parse().unwrap();
+    let max_tick: i64 = env
+        .target_value("SELECT coalesce(max(txn), 0) FROM ticks")
+        .parse()
+        .unwrap();
     assert!(max_tick >= 100, "only {max_tick} writer transactions applied");
-    assert_eq!(env.target_value("SELECT count(*) FROM ticks").parse::<i64>().unwrap(), max_tick, "a gap in the applied transactions");
+    assert_eq!(
+        env.target_value("SELECT count(*) FROM ticks").parse::<i64>().unwrap(),
+        max_tick,
+        "a gap in the applied transactions"
+    );
     assert_eq!(
         env.target_value(&format!("SELECT items_after FROM ticks WHERE txn = {max_tick}")),
         env.target_value("SELECT count(*) FROM items"),
@@ -295,7 +346,12 @@ async fn sigterm_while_streaming_exits_0_quickly_with_everything_applied_committ
     env.assert_same("ticks", "txn").await;
     bin.sigterm();
     let status = bin.wait_exit(Duration::from_secs(15)).await;
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "second stop; stderr:\n{}", bin.stderr());
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "second stop; stderr:\n{}",
+        bin.stderr()
+    );
     wait_slot_inactive(&env).await;
     let (_, confirmed) = slot_state(&env).await;
     let (_, applied) = target_progress(&env).await.unwrap();
@@ -323,7 +379,10 @@ async fn sigterm_in_the_middle_of_a_transaction_finishes_it_first() {
     .await;
 
     let blocker = env.target_client().await;
-    blocker.batch_execute("BEGIN; SELECT 1 FROM bulk WHERE id = 0 FOR UPDATE").await.unwrap();
+    blocker
+        .batch_execute("BEGIN; SELECT 1 FROM bulk WHERE id = 0 FOR UPDATE")
+        .await
+        .unwrap();
     let source = env.source_client().await;
     source
         .batch_execute(&format!(
@@ -362,13 +421,21 @@ async fn sigterm_in_the_middle_of_a_transaction_finishes_it_first() {
     let status = bin.wait_exit(Duration::from_secs(15)).await;
     let took = released.elapsed();
     let log = bin.stderr();
-    let status = status.unwrap_or_else(|| panic!("pgvshift did not exit within 15 s of the lock's release (killed); stderr:\n{log}"));
-    eprintln!("mid-transaction SIGTERM: exit {status} {:.3} s after the transaction could proceed", took.as_secs_f64());
+    let status = status
+        .unwrap_or_else(|| panic!("pgvshift did not exit within 15 s of the lock's release (killed); stderr:\n{log}"));
+    eprintln!(
+        "mid-transaction SIGTERM: exit {status} {:.3} s after the transaction could proceed",
+        took.as_secs_f64()
+    );
     assert_eq!(status.code(), Some(0), "stderr:\n{log}");
     assert!(log.contains("finishing the current transaction"), "stderr:\n{log}");
 
     // The transaction in hand was finished, committed and confirmed before the exit.
-    assert_eq!(env.target_value("SELECT count(*) FROM ticks"), "1", "the transaction in hand was not finished; stderr:\n{log}");
+    assert_eq!(
+        env.target_value("SELECT count(*) FROM ticks"),
+        "1",
+        "the transaction in hand was not finished; stderr:\n{log}"
+    );
     assert_eq!(env.target_value("SELECT count(*) FROM bulk"), ROWS.to_string());
     wait_slot_inactive(&env).await;
     let (_, confirmed) = slot_state(&env).await;

@@ -38,7 +38,10 @@ impl Binary {
         let out = child.stdout.take().unwrap();
         let err = child.stderr.take().unwrap();
         let keep = stderr.clone();
-        let readers = vec![std::thread::spawn(move || drain(out, None)), std::thread::spawn(move || drain(err, Some(keep)))];
+        let readers = vec![
+            std::thread::spawn(move || drain(out, None)),
+            std::thread::spawn(move || drain(err, Some(keep))),
+        ];
         Binary { child, stderr, readers }
     }
 
@@ -49,7 +52,10 @@ impl Binary {
     fn assert_running(&mut self, while_: &str) {
         if let Some(status) = self.child.try_wait().unwrap() {
             self.join_readers();
-            panic!("pgvshift exited ({status}) while {while_}; its stderr:\n{}", self.stderr());
+            panic!(
+                "pgvshift exited ({status}) while {while_}; its stderr:\n{}",
+                self.stderr()
+            );
         }
     }
 
@@ -66,7 +72,10 @@ impl Binary {
             }
             self.assert_running(what);
             if Instant::now() >= deadline {
-                panic!("timed out after {timeout:?} waiting for {what}; pgvshift stderr:\n{}", self.stderr());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; pgvshift stderr:\n{}",
+                    self.stderr()
+                );
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -128,7 +137,10 @@ async fn snapshot_state(env: &TestEnv) -> Option<(String, Option<Lsn>, i64)> {
 async fn applied(env: &TestEnv) -> Option<Lsn> {
     let target = env.target_client().await;
     let row = target
-        .query_opt("SELECT applied_lsn::text FROM pgvshift.progress WHERE slot = $1 AND phase = 'streaming'", &[&env.name])
+        .query_opt(
+            "SELECT applied_lsn::text FROM pgvshift.progress WHERE slot = $1 AND phase = 'streaming'",
+            &[&env.name],
+        )
         .await
         .ok()??;
     row.get::<_, Option<String>>(0).map(|a| a.parse().unwrap())
@@ -136,7 +148,13 @@ async fn applied(env: &TestEnv) -> Option<Lsn> {
 
 async fn source_lsn(env: &TestEnv) -> Lsn {
     let source = env.source_client().await;
-    source.query_one("SELECT pg_current_wal_insert_lsn()::text", &[]).await.unwrap().get::<_, String>(0).parse().unwrap()
+    source
+        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+        .parse()
+        .unwrap()
 }
 
 fn random_vector_sql(correlate: &str) -> String {
@@ -171,15 +189,22 @@ async fn crash_during_snapshot_starts_it_over_cleanly() {
     let mut first = Binary::start(&env, &config);
     let seen = Mutex::new(None);
     first
-        .wait_until("both tables to be copied while the snapshot is still running", Duration::from_secs(120), || async {
-            let state = snapshot_state(&env).await;
-            if let Some((phase, _, _)) = &state {
-                assert_eq!(phase, "snapshot", "the snapshot completed before the kill: the index build window is too short");
-            }
-            let hit = matches!(&state, Some((_, Some(_), 2)));
-            *seen.lock().unwrap() = state;
-            hit
-        })
+        .wait_until(
+            "both tables to be copied while the snapshot is still running",
+            Duration::from_secs(120),
+            || async {
+                let state = snapshot_state(&env).await;
+                if let Some((phase, _, _)) = &state {
+                    assert_eq!(
+                        phase, "snapshot",
+                        "the snapshot completed before the kill: the index build window is too short"
+                    );
+                }
+                let hit = matches!(&state, Some((_, Some(_), 2)));
+                *seen.lock().unwrap() = state;
+                hit
+            },
+        )
         .await;
     let log = first.kill9();
     let (_, old_cp, _) = seen.into_inner().unwrap().unwrap();
@@ -205,9 +230,11 @@ async fn crash_during_snapshot_starts_it_over_cleanly() {
 
     let mut second = Binary::start(&env, &config);
     second
-        .wait_until("the restarted snapshot to complete", Duration::from_secs(180), || async {
-            applied(&env).await.is_some()
-        })
+        .wait_until(
+            "the restarted snapshot to complete",
+            Duration::from_secs(180),
+            || async { applied(&env).await.is_some() },
+        )
         .await;
     // Streaming after the restarted snapshot.
     env.source_value(&format!(
@@ -220,9 +247,11 @@ async fn crash_during_snapshot_starts_it_over_cleanly() {
     ));
     let mark = source_lsn(&env).await;
     second
-        .wait_until(&format!("the target to apply up to {mark}"), Duration::from_secs(120), || async {
-            applied(&env).await.is_some_and(|a| a >= mark)
-        })
+        .wait_until(
+            &format!("the target to apply up to {mark}"),
+            Duration::from_secs(120),
+            || async { applied(&env).await.is_some_and(|a| a >= mark) },
+        )
         .await;
 
     env.assert_same("big", "id").await;
@@ -233,7 +262,10 @@ async fn crash_during_snapshot_starts_it_over_cleanly() {
         "duplicate rows in the table without a primary key"
     );
     assert_eq!(env.target_value("SELECT count(*) - count(DISTINCT id) FROM big"), "0");
-    assert_eq!(env.target_value("SELECT count(*) FROM pg_indexes WHERE indexname IN ('big_embedding_idx', 'small_note_idx')"), "2");
+    assert_eq!(
+        env.target_value("SELECT count(*) FROM pg_indexes WHERE indexname IN ('big_embedding_idx', 'small_note_idx')"),
+        "2"
+    );
 
     let log = second.stderr();
     assert_eq!(
@@ -244,14 +276,26 @@ async fn crash_during_snapshot_starts_it_over_cleanly() {
     let (phase, new_cp, _) = snapshot_state(&env).await.unwrap();
     let new_cp = new_cp.unwrap();
     assert_eq!(phase, "streaming");
-    assert!(new_cp > old_cp, "the slot was not recreated: consistent point {old_cp} -> {new_cp}");
-    let slots = env.source_value(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'", env.name));
+    assert!(
+        new_cp > old_cp,
+        "the slot was not recreated: consistent point {old_cp} -> {new_cp}"
+    );
+    let slots = env.source_value(&format!(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}'",
+        env.name
+    ));
     assert_eq!(slots, "1");
     let confirmed: Lsn = env
-        .source_value(&format!("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{}'", env.name))
+        .source_value(&format!(
+            "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{}'",
+            env.name
+        ))
         .parse()
         .unwrap();
-    assert!(confirmed >= new_cp, "slot confirmed {confirmed} is before the new consistent point {new_cp}");
+    assert!(
+        confirmed >= new_cp,
+        "slot confirmed {confirmed} is before the new consistent point {new_cp}"
+    );
     eprintln!("consistent point {old_cp} (killed snapshot) -> {new_cp} (restarted)");
     second.kill9();
 }

@@ -74,15 +74,33 @@ async fn truncate_of_one_and_of_several_tables_then_new_rows() {
         )
         .await
         .unwrap();
-    source.batch_execute("INSERT INTO child SELECT g, 100 + g, 'later ' || g FROM generate_series(2, 12) g").await.unwrap();
-    source.batch_execute("INSERT INTO solo VALUES (2, '[2,0,2]')").await.unwrap();
+    source
+        .batch_execute("INSERT INTO child SELECT g, 100 + g, 'later ' || g FROM generate_series(2, 12) g")
+        .await
+        .unwrap();
+    source
+        .batch_execute("INSERT INTO solo VALUES (2, '[2,0,2]')")
+        .await
+        .unwrap();
     wait(&mut run, env.wait_caught_up()).await;
 
     assert_eq!(count("solo"), "33");
-    assert_eq!(env.target_value("SELECT embedding::text FROM solo WHERE id = 1"), "[-1,0,1]");
-    assert_eq!(env.target_value("SELECT count(*) FROM solo WHERE id BETWEEN 3 AND 9"), "0");
-    assert_eq!(env.target_value("SELECT min(id) || '..' || max(id) || ' ' || count(*) FROM parent"), "100..120 21");
-    assert_eq!(env.target_value("SELECT string_agg(note, ',' ORDER BY id) FROM child WHERE id <= 2"), "first after truncate,later 2");
+    assert_eq!(
+        env.target_value("SELECT embedding::text FROM solo WHERE id = 1"),
+        "[-1,0,1]"
+    );
+    assert_eq!(
+        env.target_value("SELECT count(*) FROM solo WHERE id BETWEEN 3 AND 9"),
+        "0"
+    );
+    assert_eq!(
+        env.target_value("SELECT min(id) || '..' || max(id) || ' ' || count(*) FROM parent"),
+        "100..120 21"
+    );
+    assert_eq!(
+        env.target_value("SELECT string_agg(note, ',' ORDER BY id) FROM child WHERE id <= 2"),
+        "first after truncate,later 2"
+    );
     assert_eq!(count("child"), "12");
     assert_eq!(count("bystander"), "5");
     assert!(run.apply_stats().truncates.load(Ordering::Relaxed) >= 3);
@@ -125,10 +143,16 @@ async fn truncate_restart_identity_is_applied_with_its_option() {
         )
         .await
         .unwrap();
-    source.batch_execute("INSERT INTO events (embedding) VALUES ('[4,-1,-2]')").await.unwrap();
+    source
+        .batch_execute("INSERT INTO events (embedding) VALUES ('[4,-1,-2]')")
+        .await
+        .unwrap();
     wait(&mut run, env.wait_caught_up()).await;
 
-    assert_eq!(env.target_value("SELECT string_agg(id || ' ' || embedding::text, ',' ORDER BY id) FROM events"), "1 [1,-1,-2],2 [2,-1,-2],3 [3,-1,-2],4 [4,-1,-2]");
+    assert_eq!(
+        env.target_value("SELECT string_agg(id || ' ' || embedding::text, ',' ORDER BY id) FROM events"),
+        "1 [1,-1,-2],2 [2,-1,-2],3 [3,-1,-2],4 [4,-1,-2]"
+    );
     assert_eq!(env.source_value(SEQUENCE_STATE), "4 true");
     // Rows arrive with explicit ids, so the target's sequence stays where the restart put it.
     assert_eq!(env.target_value(SEQUENCE_STATE), "1 false");

@@ -32,14 +32,23 @@ impl TestEnv {
         let name = unique_name(prefix);
         source.create_database(&name).expect("create source db");
         target.create_database(&name).expect("create target db");
-        source.psql(&name, "CREATE EXTENSION vector").expect("pgvector on source");
-        target.psql(&name, "CREATE EXTENSION vector").expect("pgvector on target");
+        source
+            .psql(&name, "CREATE EXTENSION vector")
+            .expect("pgvector on source");
+        target
+            .psql(&name, "CREATE EXTENSION vector")
+            .expect("pgvector on target");
         if !source_sql.is_empty() {
             source.psql(&name, source_sql).expect("source setup SQL");
         }
         let dir = std::env::temp_dir().join(format!("pgvshift-test-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
-        TestEnv { name, source, target, dir }
+        TestEnv {
+            name,
+            source,
+            target,
+            dir,
+        }
     }
 
     pub fn source_url(&self) -> String {
@@ -88,11 +97,15 @@ impl TestEnv {
     }
 
     pub async fn source_client(&self) -> Client {
-        pgvshift::pg::connect_url(&self.source_url()).await.expect("connect source")
+        pgvshift::pg::connect_url(&self.source_url())
+            .await
+            .expect("connect source")
     }
 
     pub async fn target_client(&self) -> Client {
-        pgvshift::pg::connect_url(&self.target_url()).await.expect("connect target")
+        pgvshift::pg::connect_url(&self.target_url())
+            .await
+            .expect("connect target")
     }
 
     /// Wait until everything committed on the source so far is applied on the target.
@@ -115,8 +128,12 @@ impl TestEnv {
 
     /// Assert that `table` (SQL text, e.g. `public.items`) has identical content on both sides.
     pub async fn assert_same(&self, table: &str, order_by: &str) {
-        let s = pgvshift::demo::fingerprint(&self.source_client().await, table, order_by).await.unwrap();
-        let t = pgvshift::demo::fingerprint(&self.target_client().await, table, order_by).await.unwrap();
+        let s = pgvshift::demo::fingerprint(&self.source_client().await, table, order_by)
+            .await
+            .unwrap();
+        let t = pgvshift::demo::fingerprint(&self.target_client().await, table, order_by)
+            .await
+            .unwrap();
         assert_eq!(s, t, "{table}: (row count, md5) differ between source and target");
     }
 
@@ -126,7 +143,11 @@ impl TestEnv {
         let stats = Arc::new(RunStats::default());
         let s = stats.clone();
         let handle = tokio::spawn(async move { run(&config, rx, s).await });
-        InProcess { stop: tx, handle, stats }
+        InProcess {
+            stop: tx,
+            handle,
+            stats,
+        }
     }
 
     /// Run the `pgvshift` binary as a child process (for kill -9 and signal tests).
@@ -142,7 +163,10 @@ impl TestEnv {
 
     /// Run the binary to completion; returns (exit code, stdout, stderr).
     pub fn run_binary(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_pgvshift")).args(args).output().expect("run pgvshift");
+        let out = Command::new(env!("CARGO_BIN_EXE_pgvshift"))
+            .args(args)
+            .output()
+            .expect("run pgvshift");
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -163,8 +187,10 @@ impl TestEnv {
     pub fn wait_slot_inactive(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            let active =
-                self.source_value(&format!("SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '{}'", self.name));
+            let active = self.source_value(&format!(
+                "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = '{}'",
+                self.name
+            ));
             if active == "f" {
                 return;
             }
