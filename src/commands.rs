@@ -70,6 +70,11 @@ pub async fn plan(config: &Config) -> Result<String> {
                 }
             ));
         }
+        for c in &map.columns {
+            if let Some(note) = crate::mapping::index_limit_note(c) {
+                out.push_str(&format!("      note: {note}\n"));
+            }
+        }
         for c in &map.excluded {
             out.push_str(&format!(
                 "    {:<24} excluded (not copied or streamed)\n",

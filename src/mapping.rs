@@ -266,6 +266,34 @@ pub fn map_table(table: &Table, tc: &TableConfig) -> TableMap {
     }
 }
 
+/// A note when a vector column has more dimensions than the target's ANN indexes can hold,
+/// with the usual fix (index it as halfvec, which pgvector indexes up to 4000 dimensions).
+pub fn index_limit_note(c: &ColumnMap) -> Option<String> {
+    let kind = match c.kind {
+        VectorKind::Vector => ColumnKind::Vector,
+        VectorKind::Halfvec => ColumnKind::Halfvec,
+        VectorKind::Bit => ColumnKind::Bit,
+        _ => return None,
+    };
+    let dims = c.dims?;
+    let limit = indexdef::index_dim_limit(c.profile, kind)?;
+    if dims <= limit {
+        return None;
+    }
+    let fix = match (c.profile, kind) {
+        (Profile::Pgvector | Profile::Alloydb | Profile::Vectorchord, ColumnKind::Vector) if dims <= 4000 => {
+            format!(": to index it, use profile halfvec (or column_profiles = {{ {} = \"halfvec\" }}), which pgvector indexes up to 4000 dimensions", c.source)
+        }
+        _ => ": it can be stored and queried, but not indexed by hnsw/ivfflat there".to_string(),
+    };
+    Some(format!(
+        "column {} has {dims} dimensions, more than {} can index as {} ({limit}){fix}",
+        display_ident(&c.source),
+        c.profile,
+        c.target_type
+    ))
+}
+
 /// One source index on the target: its translation for the profile (DDL to run, or why not).
 #[derive(Debug, Clone)]
 pub struct IndexPlan {
@@ -511,6 +539,17 @@ mod tests {
                 "text"
             ]
         );
+    }
+
+    #[test]
+    fn notes_columns_too_wide_to_index() {
+        let mut t = table();
+        t.columns[1] = col("embedding", "vector", 3072);
+        let m = map_table(&t, &config(Profile::Pgvector));
+        let note = index_limit_note(&m.columns[1]).unwrap();
+        assert!(note.contains("3072 dimensions") && note.contains("use profile halfvec"), "{note}");
+        assert_eq!(index_limit_note(&map_table(&t, &config(Profile::Halfvec)).columns[1]), None);
+        assert_eq!(index_limit_note(&m.columns[0]), None);
     }
 
     #[test]
