@@ -547,8 +547,14 @@ mod tests {
         t.columns[1] = col("embedding", "vector", 3072);
         let m = map_table(&t, &config(Profile::Pgvector));
         let note = index_limit_note(&m.columns[1]).unwrap();
-        assert!(note.contains("3072 dimensions") && note.contains("use profile halfvec"), "{note}");
-        assert_eq!(index_limit_note(&map_table(&t, &config(Profile::Halfvec)).columns[1]), None);
+        assert!(
+            note.contains("3072 dimensions") && note.contains("use profile halfvec"),
+            "{note}"
+        );
+        assert_eq!(
+            index_limit_note(&map_table(&t, &config(Profile::Halfvec)).columns[1]),
+            None
+        );
         assert_eq!(index_limit_note(&m.columns[0]), None);
     }
 

@@ -11,15 +11,15 @@
 
 mod support;
 
-use std::io::Read;
-use std::path::Path;
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use pgvshift::Lsn;
 use rand::Rng;
+use support::binary::{
+    current_wal_lsn, pick_existing_id, random_vector_sql, slot_state, target_progress, wait_caught_up,
+    wait_slot_inactive, wait_snapshot_done, write_until, Binary,
+};
 use support::TestEnv;
 
 const DIMS: usize = 768;
@@ -27,220 +27,48 @@ const SEED_ROWS: i64 = 2000;
 /// Ids the writer inserts start here.
 const FIRST_ID: i64 = 100_000;
 
-/// The `pgvshift run` child process, with its stdout/stderr drained by threads (a full pipe
-/// would block it) and its stderr kept for assertions and failure messages.
-struct Binary {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Binary {
-    fn start(env: &TestEnv, config: &Path) -> Binary {
-        let mut child = env.spawn_binary(&["run", "--config", config.to_str().unwrap()]);
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut readers = Vec::new();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        readers.push(std::thread::spawn(move || drain(out, None)));
-        let keep = stderr.clone();
-        readers.push(std::thread::spawn(move || drain(err, Some(keep))));
-        Binary { child, stderr, readers }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Panic (with its log) if the process has exited.
-    fn assert_running(&mut self, while_: &str) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            self.join_readers();
-            panic!(
-                "pgvshift exited ({status}) while {while_}; its stderr:\n{}",
-                self.stderr()
-            );
-        }
-    }
-
-    /// Poll `cond` until true, failing early if the process dies.
-    async fn wait_until<F, Fut>(&mut self, what: &str, timeout: Duration, mut cond: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if cond().await {
-                return;
-            }
-            self.assert_running(what);
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}; pgvshift stderr:\n{}",
-                    self.stderr()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// SIGKILL, reap, and return everything it logged.
-    fn kill9(mut self) -> String {
-        self.child.kill().expect("kill -9 pgvshift");
-        self.child.wait().unwrap();
-        self.join_readers();
-        self.stderr()
-    }
-
-    fn join_readers(&mut self) {
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn drain(mut pipe: impl Read, keep: Option<Arc<Mutex<String>>>) {
-    let mut buf = [0u8; 8192];
-    loop {
-        match pipe.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if let Some(keep) = &keep {
-                    keep.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }
-        }
-    }
-}
-
-/// Progress row on the target: (phase, applied_lsn), if the state schema and row exist.
-async fn target_progress(env: &TestEnv) -> Option<(String, Option<Lsn>)> {
-    let target = env.target_client().await;
-    let row = target
-        .query_opt(
-            "SELECT phase, applied_lsn::text FROM pgvshift.progress WHERE slot = $1",
-            &[&env.name],
-        )
-        .await
-        .ok()??;
-    let applied: Option<String> = row.get(1);
-    Some((row.get(0), applied.map(|a| a.parse().unwrap())))
-}
-
-/// The slot's (active, confirmed_flush_lsn) on the source.
-async fn slot_state(env: &TestEnv) -> (bool, Lsn) {
-    let source = env.source_client().await;
-    let row = source
-        .query_one(
-            "SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
-            &[&env.name],
-        )
-        .await
-        .expect("the slot exists");
-    let confirmed: String = row.get(1);
-    (row.get(0), confirmed.parse().unwrap())
-}
-
-async fn wait_slot_inactive(env: &TestEnv) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while slot_state(env).await.0 {
-        assert!(
-            Instant::now() < deadline,
-            "slot {} stayed active after its process died",
-            env.name
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Wait until the target has applied everything committed on the source so far.
-async fn wait_caught_up(env: &TestEnv, bin: &mut Binary) {
-    let source = env.source_client().await;
-    let mark: Lsn = source
-        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-        .await
-        .unwrap()
-        .get::<_, String>(0)
-        .parse()
-        .unwrap();
-    bin.wait_until(&format!("the target to apply up to {mark}"), Duration::from_secs(120), || async {
-        matches!(target_progress(env).await, Some((phase, Some(applied))) if phase == "streaming" && applied >= mark)
-    })
-    .await;
-}
-
-fn random_vector_sql(correlate: &str) -> String {
-    format!("(SELECT array_agg(random()::real) FROM generate_series(1, {DIMS}) WHERE {correlate} IS NOT NULL)::vector")
-}
-
 /// Mixed multi-statement transactions on `items` (PK) and inserts into `events` (no PK),
 /// until `stop`, counting committed transactions in `committed`.
 async fn writer(env: &TestEnv, stop: Arc<AtomicBool>, committed: Arc<AtomicU64>) {
-    let source = env.source_client().await;
-    let mut next_id: i64 = FIRST_ID;
-    let mut txn: i64 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        txn += 1;
-        let (sql, inserted) = {
-            let mut rng = rand::thread_rng();
-            // Now and then a bigger transaction, so that kills also land in the middle of one.
-            let inserts: i64 = if rng.gen_ratio(1, 10) {
-                rng.gen_range(150..300)
-            } else {
-                rng.gen_range(1..6)
-            };
-            // Mostly rows that exist: the seed rows or ones this writer inserted.
-            let mut pick = || {
-                if next_id == FIRST_ID || rng.gen_bool(0.5) {
-                    rng.gen_range(1..=SEED_ROWS)
-                } else {
-                    rng.gen_range(FIRST_ID..next_id)
-                }
-            };
-            let upd: Vec<i64> = (0..5).map(|_| pick()).collect();
-            let upd_vec: i64 = pick();
-            let del: Vec<i64> = (0..2).map(|_| pick()).collect();
-            let (upd, del) = (
-                upd[..rng.gen_range(1..=5)].to_vec(),
-                del[..rng.gen_range(0..=2)].to_vec(),
-            );
-            let events: i64 = rng.gen_range(1..4);
-            let ids = |v: &[i64]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-            let mut sql = format!(
-                "BEGIN;
+    write_until(env, &stop, &committed, FIRST_ID, |txn, next_id| {
+        let mut rng = rand::thread_rng();
+        // Now and then a bigger transaction, so that kills also land in the middle of one.
+        let inserts: i64 = if rng.gen_ratio(1, 10) {
+            rng.gen_range(150..300)
+        } else {
+            rng.gen_range(1..6)
+        };
+        // Mostly rows that exist: the seed rows or ones this writer inserted.
+        let mut pick = || pick_existing_id(&mut rng, SEED_ROWS, FIRST_ID, next_id);
+        let upd: Vec<i64> = (0..5).map(|_| pick()).collect();
+        let upd_vec: i64 = pick();
+        let del: Vec<i64> = (0..2).map(|_| pick()).collect();
+        let (upd, del) = (
+            upd[..rng.gen_range(1..=5)].to_vec(),
+            del[..rng.gen_range(0..=2)].to_vec(),
+        );
+        let events: i64 = rng.gen_range(1..4);
+        let ids = |v: &[i64]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+        let mut sql = format!(
+            "BEGIN;
                  INSERT INTO items (id, title, n, embedding)
                    SELECT g, 'w{txn} ' || g, 0, {vec} FROM generate_series({next_id}, {last}) g;
                  UPDATE items SET n = n + 1, title = 'updated by {txn}' WHERE id IN ({upd});
                  UPDATE items SET embedding = {vec2} WHERE id = {upd_vec};
                  INSERT INTO events (txn, seq, note, embedding)
                    SELECT {txn}, s, 'event ' || s || ' of {txn}', ARRAY[{txn}, s, 0.5]::real[]::vector FROM generate_series(1, {events}) s;",
-                vec = random_vector_sql("g"),
-                vec2 = random_vector_sql("id"),
-                last = next_id + inserts - 1,
-                upd = ids(&upd),
-            );
-            if !del.is_empty() {
-                sql.push_str(&format!("DELETE FROM items WHERE id IN ({});", ids(&del)));
-            }
-            sql.push_str("COMMIT;");
-            (sql, inserts)
-        };
-        source.batch_execute(&sql).await.expect("writer transaction");
-        next_id += inserted;
-        committed.fetch_add(1, Ordering::Relaxed);
-        // Pacing only (keeps the load steady on a small machine); nothing waits on it.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+            vec = random_vector_sql(DIMS, "g"),
+            vec2 = random_vector_sql(DIMS, "id"),
+            last = next_id + inserts - 1,
+            upd = ids(&upd),
+        );
+        if !del.is_empty() {
+            sql.push_str(&format!("DELETE FROM items WHERE id IN ({});", ids(&del)));
+        }
+        sql.push_str("COMMIT;");
+        (sql, inserts)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,7 +81,7 @@ async fn kill9_at_random_moments_under_load_loses_and_duplicates_nothing() {
              CREATE TABLE events (txn bigint NOT NULL, seq int NOT NULL, note text, embedding vector(3));
              ALTER TABLE events REPLICA IDENTITY FULL;
              INSERT INTO events SELECT 0, s, 'seed ' || s, ARRAY[0, s, 0.5]::real[]::vector FROM generate_series(1, 100) s;",
-            vec = random_vector_sql("g")
+            vec = random_vector_sql(DIMS, "g")
         ),
     ));
     let config = env.write_config(&[("public.items", None), ("public.events", None)], "");
@@ -266,10 +94,7 @@ async fn kill9_at_random_moments_under_load_loses_and_duplicates_nothing() {
     });
 
     let mut bin = Binary::start(&env, &config);
-    bin.wait_until("the snapshot to complete", Duration::from_secs(120), || async {
-        matches!(target_progress(&env).await, Some((phase, _)) if phase == "streaming")
-    })
-    .await;
+    wait_snapshot_done(&env, &mut bin).await;
 
     const ROUNDS: usize = 5;
     let mut resumed_logs = Vec::new();
@@ -283,7 +108,7 @@ async fn kill9_at_random_moments_under_load_loses_and_duplicates_nothing() {
 
         // The killed process held the slot; once the source noticed, nothing moves any more:
         // what the source was confirmed must be covered by what the target committed.
-        wait_slot_inactive(&env).await;
+        wait_slot_inactive(&env, "after its process died").await;
         let (_, confirmed) = slot_state(&env).await;
         let (phase, applied) = target_progress(&env).await.expect("progress row");
         let applied = applied.expect("applied_lsn");
@@ -299,14 +124,10 @@ async fn kill9_at_random_moments_under_load_loses_and_duplicates_nothing() {
             writer_task.take().unwrap().await.expect("writer");
         }
         bin = Binary::start(&env, &config);
-        let log = bin.stderr.clone();
-        bin.wait_until(
+        bin.wait_logged(
             &format!("the restart of round {round} to log that it resumes"),
             Duration::from_secs(60),
-            || {
-                let resumed = log.lock().unwrap().contains("resuming");
-                async move { resumed }
-            },
+            "resuming",
         )
         .await;
         resumed_logs.push(bin.stderr());
@@ -366,7 +187,7 @@ async fn kill9_while_the_target_commit_is_stalled_leaves_the_source_unconfirmed(
              INSERT INTO items SELECT g, 'item ' || g, 0, {vec} FROM generate_series(1, 200) g;
              CREATE TABLE events (txn bigint NOT NULL, seq int NOT NULL, note text, embedding vector(3));
              ALTER TABLE events REPLICA IDENTITY FULL;",
-            vec = random_vector_sql("g")
+            vec = random_vector_sql(DIMS, "g")
         ),
     );
     let config = env.write_config(&[("public.items", None), ("public.events", None)], "");
@@ -393,30 +214,14 @@ async fn kill9_while_the_target_commit_is_stalled_leaves_the_source_unconfirmed(
                  UPDATE items SET n = n + 1 WHERE id <= 50;
                  INSERT INTO events VALUES ({txn}, 1, 'stalled', '[1,2,3]');
                  COMMIT;",
-                vec = random_vector_sql("g")
+                vec = random_vector_sql(DIMS, "g")
             ))
             .await
             .unwrap();
     }
-    let stalled_end: Lsn = source
-        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-        .await
-        .unwrap()
-        .get::<_, String>(0)
-        .parse()
-        .unwrap();
-    let target = env.target_client().await;
-    bin.wait_until("the applier's commit to wait for the row lock", Duration::from_secs(60), || async {
-        let row = target
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'pgvshift%' AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap();
-        row.get::<_, i64>(0) == 1
-    })
-    .await;
+    let stalled_end = current_wal_lsn(&source).await;
+    bin.wait_blocked_on_lock(&env, "the applier's commit to wait for the row lock")
+        .await;
     // From now on every status update the replication connection sends is one it sent while
     // the batch holding the three transactions was received but not committed.
     let stalled_at: std::time::SystemTime = source.query_one("SELECT clock_timestamp()", &[]).await.unwrap().get(0);
@@ -434,7 +239,7 @@ async fn kill9_while_the_target_commit_is_stalled_leaves_the_source_unconfirmed(
     .await;
     let log = bin.kill9();
     blocker.batch_execute("ROLLBACK").await.unwrap();
-    wait_slot_inactive(&env).await;
+    wait_slot_inactive(&env, "after its process died").await;
 
     let (_, confirmed) = slot_state(&env).await;
     let (_, applied) = target_progress(&env).await.unwrap();

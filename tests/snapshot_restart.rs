@@ -12,112 +12,16 @@
 
 mod support;
 
-use std::io::Read;
-use std::path::Path;
-use std::process::Child;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use pgvshift::Lsn;
+use support::binary::{applied, random_vector_sql, source_lsn, Binary};
 use support::TestEnv;
 
 const DIMS: usize = 768;
-
-/// The `pgvshift run` child process, with its stdout/stderr drained by threads (a full pipe
-/// would block it) and its stderr kept for assertions and failure messages.
-struct Binary {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Binary {
-    fn start(env: &TestEnv, config: &Path) -> Binary {
-        let mut child = env.spawn_binary(&["run", "--config", config.to_str().unwrap()]);
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        let keep = stderr.clone();
-        let readers = vec![
-            std::thread::spawn(move || drain(out, None)),
-            std::thread::spawn(move || drain(err, Some(keep))),
-        ];
-        Binary { child, stderr, readers }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn assert_running(&mut self, while_: &str) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            self.join_readers();
-            panic!(
-                "pgvshift exited ({status}) while {while_}; its stderr:\n{}",
-                self.stderr()
-            );
-        }
-    }
-
-    /// Poll `cond` until true, failing early if the process dies.
-    async fn wait_until<F, Fut>(&mut self, what: &str, timeout: Duration, mut cond: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if cond().await {
-                return;
-            }
-            self.assert_running(what);
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}; pgvshift stderr:\n{}",
-                    self.stderr()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// SIGKILL, reap, and return everything it logged.
-    fn kill9(mut self) -> String {
-        self.child.kill().expect("kill -9 pgvshift");
-        self.child.wait().unwrap();
-        self.join_readers();
-        self.stderr()
-    }
-
-    fn join_readers(&mut self) {
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn drain(mut pipe: impl Read, keep: Option<Arc<Mutex<String>>>) {
-    let mut buf = [0u8; 8192];
-    loop {
-        match pipe.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if let Some(keep) = &keep {
-                    keep.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }
-        }
-    }
-}
+/// How often the waits below look at the target.
+const POLL: Duration = Duration::from_millis(10);
 
 /// What the target says about the snapshot: (phase, consistent_point, tables in state 'copied').
 async fn snapshot_state(env: &TestEnv) -> Option<(String, Option<Lsn>, i64)> {
@@ -134,33 +38,6 @@ async fn snapshot_state(env: &TestEnv) -> Option<(String, Option<Lsn>, i64)> {
     Some((row.get(0), cp.map(|c| c.parse().unwrap()), row.get(2)))
 }
 
-async fn applied(env: &TestEnv) -> Option<Lsn> {
-    let target = env.target_client().await;
-    let row = target
-        .query_opt(
-            "SELECT applied_lsn::text FROM pgvshift.progress WHERE slot = $1 AND phase = 'streaming'",
-            &[&env.name],
-        )
-        .await
-        .ok()??;
-    row.get::<_, Option<String>>(0).map(|a| a.parse().unwrap())
-}
-
-async fn source_lsn(env: &TestEnv) -> Lsn {
-    let source = env.source_client().await;
-    source
-        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-        .await
-        .unwrap()
-        .get::<_, String>(0)
-        .parse()
-        .unwrap()
-}
-
-fn random_vector_sql(correlate: &str) -> String {
-    format!("(SELECT array_agg(random()::real) FROM generate_series(1, {DIMS}) WHERE {correlate} IS NOT NULL)::vector")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_during_snapshot_starts_it_over_cleanly() {
     let env = TestEnv::new(
@@ -174,7 +51,7 @@ async fn crash_during_snapshot_starts_it_over_cleanly() {
              ALTER TABLE small REPLICA IDENTITY FULL;
              INSERT INTO small SELECT g, 'note ' || g, {vec} FROM generate_series(1, 500) g;
              CREATE INDEX small_note_idx ON small (note);",
-            vec = random_vector_sql("g")
+            vec = random_vector_sql(DIMS, "g")
         ),
     );
     // Index builds on the target are slow: that is the window the kill lands in.
@@ -186,7 +63,7 @@ async fn crash_during_snapshot_starts_it_over_cleanly() {
         .unwrap();
     let config = env.write_config(&[("public.big", None), ("public.small", None)], "");
 
-    let mut first = Binary::start(&env, &config);
+    let mut first = Binary::start(&env, &config).polling_every(POLL);
     let seen = Mutex::new(None);
     first
         .wait_until(
@@ -224,11 +101,11 @@ async fn crash_during_snapshot_starts_it_over_cleanly() {
          INSERT INTO small SELECT g, 'late ' || g, {vec} FROM generate_series(501, 520) g;
          DELETE FROM small WHERE k % 50 = 1;
          COMMIT;",
-        vec = random_vector_sql("g"),
-        vec2 = random_vector_sql("id")
+        vec = random_vector_sql(DIMS, "g"),
+        vec2 = random_vector_sql(DIMS, "id")
     ));
 
-    let mut second = Binary::start(&env, &config);
+    let mut second = Binary::start(&env, &config).polling_every(POLL);
     second
         .wait_until(
             "the restarted snapshot to complete",
@@ -242,8 +119,8 @@ async fn crash_during_snapshot_starts_it_over_cleanly() {
          UPDATE small SET note = 'streamed update' WHERE k = 2;
          UPDATE big SET embedding = {vec2} WHERE id = 1;
          DELETE FROM big WHERE id = 2;",
-        vec = random_vector_sql("g"),
-        vec2 = random_vector_sql("id")
+        vec = random_vector_sql(DIMS, "g"),
+        vec2 = random_vector_sql(DIMS, "id")
     ));
     let mark = source_lsn(&env).await;
     second

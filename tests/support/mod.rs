@@ -3,6 +3,8 @@
 //! Tests read as scenarios: write on the source, wait for an LSN, assert on the target.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
