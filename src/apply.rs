@@ -670,7 +670,10 @@ impl Applier {
     }
 
     /// Apply a run of key-preserving updates: a short run row by row, a longer one through a
-    /// staging table (COPY binary in, one UPDATE ... FROM, TRUNCATE the stage).
+    /// staging table (COPY binary in, one UPDATE ... FROM, TRUNCATE the stage). The stage has no
+    /// statistics, so the planner would hash-join it against a sequential scan of the whole
+    /// target table (measured: 33 ms instead of 6.5 ms per 1000 rows on a 100k-row table, and
+    /// growing with the table): the UPDATE is forced to an index nested loop on the key.
     async fn send_updates(&mut self, run: UpdateRun) -> Result<()> {
         let Some(rel) = self.rel(run.relid)? else { return Ok(()) };
         if run.rows.len() < COPY_MIN_ROWS {
@@ -753,7 +756,9 @@ impl Applier {
         sink.finish().await.db(what)?;
         self.client
             .batch_execute(&format!(
-                "UPDATE {} AS t SET {} FROM {stage_q} AS s WHERE {}; TRUNCATE {stage_q}",
+                "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; \
+                 UPDATE {} AS t SET {} FROM {stage_q} AS s WHERE {}; \
+                 RESET enable_hashjoin; RESET enable_mergejoin; TRUNCATE {stage_q}",
                 target.quoted(),
                 sets.join(", "),
                 cond.join(" AND ")
