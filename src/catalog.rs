@@ -247,3 +247,46 @@ pub async fn describe_table(client: &Client, name: &QualifiedName) -> Result<Tab
 fn first_char(s: &str) -> char {
     s.chars().next().unwrap_or('\0')
 }
+
+/// Catalog values for unit tests of the pure modules (mapping, schema).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// A column of type `type_name`, with `(typmod)` in its SQL form when typmod > 0.
+    pub fn column(name: &str, type_name: &str, typmod: i32) -> Column {
+        Column {
+            name: name.into(),
+            attnum: 1,
+            type_sql: if typmod > 0 {
+                format!("{type_name}({typmod})")
+            } else {
+                type_name.into()
+            },
+            type_name: type_name.into(),
+            type_schema: "public".into(),
+            type_oid: 0,
+            type_modifier: typmod,
+            not_null: false,
+            type_kind: 'b',
+            elem_kind: '\0',
+            elem_is_user_type: false,
+            generation_expr: None,
+        }
+    }
+
+    /// `public.items` with these columns and primary key `id`.
+    pub fn table(columns: Vec<Column>) -> Table {
+        Table {
+            name: QualifiedName::new("public", "items"),
+            relid: 1,
+            printed_name: "public.items".into(),
+            replica_identity: ReplicaIdentity::Default,
+            estimated_rows: 0,
+            total_bytes: 0,
+            columns,
+            primary_key: vec!["id".into()],
+            indexes: vec![],
+        }
+    }
+}

@@ -429,48 +429,17 @@ fn target_type(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::ReplicaIdentity;
-
-    fn col(name: &str, type_name: &str, typmod: i32) -> Column {
-        Column {
-            name: name.into(),
-            attnum: 1,
-            type_sql: if typmod > 0 {
-                format!("{type_name}({typmod})")
-            } else {
-                type_name.into()
-            },
-            type_name: type_name.into(),
-            type_schema: "public".into(),
-            type_oid: 0,
-            type_modifier: typmod,
-            not_null: false,
-            type_kind: 'b',
-            elem_kind: '\0',
-            elem_is_user_type: false,
-            generation_expr: None,
-        }
-    }
+    use crate::catalog::fixtures::{column as col, table as table_of};
 
     fn table() -> Table {
-        Table {
-            name: QualifiedName::new("public", "items"),
-            relid: 1,
-            printed_name: "public.items".into(),
-            replica_identity: ReplicaIdentity::Default,
-            estimated_rows: 0,
-            total_bytes: 0,
-            columns: vec![
-                col("id", "int8", -1),
-                col("embedding", "vector", 768),
-                col("h", "halfvec", 3),
-                col("s", "sparsevec", 5),
-                col("b", "bit", 40),
-                col("note", "text", -1),
-            ],
-            primary_key: vec!["id".into()],
-            indexes: vec![],
-        }
+        table_of(vec![
+            col("id", "int8", -1),
+            col("embedding", "vector", 768),
+            col("h", "halfvec", 3),
+            col("s", "sparsevec", 5),
+            col("b", "bit", 40),
+            col("note", "text", -1),
+        ])
     }
 
     fn config(profile: Profile) -> TableConfig {

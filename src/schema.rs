@@ -42,46 +42,15 @@ pub fn create_schema_sql(target: &QualifiedName) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Column, ReplicaIdentity, Table};
-
-    fn column(name: &str, type_sql: &str, not_null: bool) -> Column {
-        Column {
-            name: name.into(),
-            attnum: 1,
-            type_sql: type_sql.into(),
-            type_name: type_sql.into(),
-            type_schema: "pg_catalog".into(),
-            type_oid: 0,
-            type_modifier: -1,
-            not_null,
-            type_kind: 'b',
-            elem_kind: '\0',
-            elem_is_user_type: false,
-            generation_expr: None,
-        }
-    }
-
-    fn vector_column(name: &str, dims: i32) -> Column {
-        let mut c = column(name, &format!("vector({dims})"), false);
-        c.type_name = "vector".into();
-        c.type_modifier = dims;
-        c
-    }
+    use crate::catalog::fixtures::{column, table as table_of};
+    use crate::catalog::Table;
 
     fn table() -> Table {
-        let mut gen = column("n", "integer", false);
+        let mut id = column("id", "bigint", -1);
+        id.not_null = true;
+        let mut gen = column("n", "integer", -1);
         gen.generation_expr = Some("(id * 2)".into());
-        Table {
-            name: QualifiedName::new("public", "items"),
-            relid: 1,
-            printed_name: "public.items".into(),
-            replica_identity: ReplicaIdentity::Default,
-            estimated_rows: 0,
-            total_bytes: 0,
-            columns: vec![column("id", "bigint", true), vector_column("Emb \"x\"", 768), gen],
-            primary_key: vec!["id".into()],
-            indexes: vec![],
-        }
+        table_of(vec![id, column("Emb \"x\"", "vector", 768), gen])
     }
 
     #[test]
