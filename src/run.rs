@@ -314,18 +314,37 @@ async fn snapshot(
     stats: &RunStats,
 ) -> Result<(Lsn, Vec<TargetTable>)> {
     let slot = &config.replication.slot;
+    // Whether each target table exists at the DDL step below.
+    let mut exists: Vec<bool> = inspection.target_state.iter().map(|st| st.exists).collect();
     if restart {
         let emptied = ours.len();
         if inspection.slot_exists {
             drop_slot(source, slot).await?;
         }
-        for (t, st) in inspection.tables.iter().zip(&inspection.target_state) {
-            if st.exists && ours.contains(&t.0.name.to_string()) {
-                target
-                    .batch_execute(&format!("TRUNCATE {}", t.1.target.quoted()))
-                    .await
-                    .db(|| format!("emptying {}", t.1.target))?;
+        // Tables pgvshift created are dropped and created again, so indexes built before the
+        // crash do not slow the new copy down; tables that existed before are only emptied.
+        let created: HashSet<String> = state::load_tables(&target, slot)
+            .await
+            .db(|| "reading pgvshift.tables".into())?
+            .into_iter()
+            .filter(|t| t.created_table)
+            .map(|t| t.source_table)
+            .collect();
+        for (i, (table, map)) in inspection.tables.iter().enumerate() {
+            let name = table.name.to_string();
+            if !exists[i] || !ours.contains(&name) {
+                continue;
             }
+            let (sql, what) = if created.contains(&name) {
+                exists[i] = false;
+                (format!("DROP TABLE {}", map.target.quoted()), "dropping")
+            } else {
+                (format!("TRUNCATE {}", map.target.quoted()), "emptying")
+            };
+            target
+                .batch_execute(&sql)
+                .await
+                .db(|| format!("{what} {} to restart the snapshot", map.target))?;
         }
         tracing::warn!(slot = %slot, emptied_tables = emptied, "the previous snapshot did not complete: starting it over (slot recreated, partially copied tables emptied)");
     }
@@ -358,28 +377,21 @@ async fn snapshot(
     let mut target = target;
     {
         let tx = target.transaction().await.db(|| "starting target DDL".into())?;
-        for ((table, map), st) in inspection.tables.iter().zip(&inspection.target_state) {
+        for ((table, map), &exists) in inspection.tables.iter().zip(&exists) {
             let tname = &map.target;
             if let Some(sql) = schema::create_schema_sql(tname) {
                 tx.batch_execute(&sql)
                     .await
                     .db(|| format!("creating schema {}", quote_ident(&tname.schema)))?;
             }
-            if !st.exists {
+            if !exists {
                 tx.batch_execute(&schema::create_table_sql(map))
                     .await
                     .db(|| format!("creating target table {tname}"))?;
             }
-            state::insert_table(
-                &tx,
-                slot,
-                &table.name.to_string(),
-                &tname.schema,
-                &tname.name,
-                !st.exists,
-            )
-            .await
-            .db(|| "recording table state".into())?;
+            state::insert_table(&tx, slot, &table.name.to_string(), &tname.schema, &tname.name, !exists)
+                .await
+                .db(|| "recording table state".into())?;
         }
         tx.commit().await.db(|| "committing target DDL".into())?;
     }
