@@ -348,6 +348,14 @@ async fn snapshot(
         }
         tracing::warn!(slot = %slot, emptied_tables = emptied, "the previous snapshot did not complete: starting it over (slot recreated, partially copied tables emptied)");
     }
+    // Record first (created_publication, phase = snapshot), then create: a crash in between
+    // leaves a record that `cleanup` and the next `run` act on, never an unknown publication.
+    state::ensure_schema(&target)
+        .await
+        .db(|| "creating the pgvshift schema on the target".into())?;
+    state::begin_snapshot(&target, slot, &config.replication.publication, created_publication)
+        .await
+        .db(|| "recording the snapshot start on the target".into())?;
     if inspection.publication_tables.is_none() {
         let list: Vec<String> = config.tables.iter().map(|t| t.source.quoted()).collect();
         source
@@ -360,12 +368,6 @@ async fn snapshot(
             .db(|| format!("creating publication {} on the source", config.replication.publication))?;
         tracing::info!(publication = %config.replication.publication, "created publication");
     }
-    state::ensure_schema(&target)
-        .await
-        .db(|| "creating the pgvshift schema on the target".into())?;
-    state::begin_snapshot(&target, slot, &config.replication.publication, created_publication)
-        .await
-        .db(|| "recording the snapshot start on the target".into())?;
 
     let snap = replication::create_slot_with_snapshot(&config.source, slot, &config.replication.publication).await?;
     tracing::info!(slot = %slot, consistent_point = %snap.consistent_point, snapshot = %snap.snapshot_name, "created slot with exported snapshot");
