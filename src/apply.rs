@@ -115,10 +115,6 @@ fn tuple_bytes(t: &Tuple) -> usize {
 /// A migrated table as the applier needs it.
 #[derive(Debug, Clone)]
 pub struct TargetTable {
-    pub source: QualifiedName,
-    pub target: QualifiedName,
-    /// The source's primary key columns (also the target's).
-    pub primary_key: Vec<String>,
     /// Columns the target table has.
     pub target_columns: HashSet<String>,
     /// Names, exclusions and conversions from source to target columns.
@@ -206,7 +202,10 @@ impl Applier {
         Ok(Applier {
             client: Arc::new(client),
             slot: slot.to_string(),
-            tables: tables.into_iter().map(|t| (t.source.clone(), Arc::new(t))).collect(),
+            tables: tables
+                .into_iter()
+                .map(|t| (t.map.source.clone(), Arc::new(t)))
+                .collect(),
             relations: HashMap::new(),
             statements: HashMap::new(),
             advance,
@@ -399,10 +398,10 @@ impl Applier {
             let Some(mapped) = mapped else {
                 return Err(Error::Runtime(format!(
                     "source table {} now has a column {} that target table {} lacks (was it added after the snapshot?). Add it on the target (ALTER TABLE {} ADD COLUMN {} ...) or list it in `exclude`, then run pgvshift again; nothing after {} was applied",
-                    table.source,
+                    table.map.source,
                     quote_ident(&column.name),
-                    table.target,
-                    table.target,
+                    table.map.target,
+                    table.map.target,
                     quote_ident(&column.name),
                     self.applied_lsn
                 )));
@@ -425,11 +424,12 @@ impl Applier {
             .map(|(i, _)| i)
             .collect();
         let pk_idx: Vec<usize> = table
+            .map
             .primary_key
             .iter()
             .filter_map(|k| relation.columns.iter().position(|c| &c.name == k))
             .collect();
-        let pk_idx = if pk_idx.len() == table.primary_key.len() {
+        let pk_idx = if pk_idx.len() == table.map.primary_key.len() {
             pk_idx
         } else {
             Vec::new()
@@ -470,7 +470,7 @@ impl Applier {
         if tuple.0.len() != rel.source_columns {
             return Err(Error::Runtime(format!(
                 "a change to {} carries {} columns but its Relation message has {}",
-                rel.table.source,
+                rel.table.map.source,
                 tuple.0.len(),
                 rel.source_columns
             )));
@@ -524,7 +524,7 @@ impl Applier {
             .find(|c| c.target == rel.relation.columns[column].name);
         Error::Runtime(format!(
             "cannot apply a change to {} (source transaction {}, commit {}): row {key}, column {}{}: {message}",
-            rel.table.source,
+            rel.table.map.source,
             self.current_xid,
             self.current_final_lsn,
             quote_ident(&rel.relation.columns[column].name),
@@ -585,9 +585,9 @@ impl Applier {
         let Some(rel) = self.rel(relid)? else { return Ok(()) };
         let cols: Vec<bool> = new.0.iter().map(|v| !matches!(v, TupleValue::Unchanged)).collect();
         let names: Vec<&str> = present_names(&rel.relation, &cols);
-        let sql = insert_sql(&rel.table.target, &names);
+        let sql = insert_sql(&rel.table.map.target, &names);
         let params = values(&new, &cols);
-        let what = format!("INSERT into {}", rel.table.target);
+        let what = format!("INSERT into {}", rel.table.map.target);
         let stmt = self.statement((relid, Op::Insert, cols, vec![], false), &sql).await?;
         self.push(stmt, params, what).await
     }
@@ -613,7 +613,7 @@ impl Applier {
         }
         self.drain().await?;
         let Some(rel) = self.rel(run.relid)? else { return Ok(()) };
-        let target = rel.table.target.clone();
+        let target = rel.table.map.target.clone();
         let cols: Vec<String> = rel.relation.columns.iter().map(|c| quote_ident(&c.name)).collect();
         let sql = format!(
             "COPY {} ({}) FROM STDIN (FORMAT binary)",
@@ -687,7 +687,7 @@ impl Applier {
             }
             return Ok(());
         }
-        let target = rel.table.target.clone();
+        let target = rel.table.map.target.clone();
         let names = present_names(&rel.relation, &run.set_cols);
         let key_names: Vec<&str> = rel
             .pk_idx
@@ -779,12 +779,12 @@ impl Applier {
         let mut params = values(&new, &set_cols);
         params.extend(values(key_source, &where_cols));
         let sql = update_sql(
-            &rel.table.target,
+            &rel.table.map.target,
             &present_names(&rel.relation, &set_cols),
             &match_names(rel, &where_cols, full),
             full,
         );
-        let what = format!("UPDATE of {}", rel.table.target);
+        let what = format!("UPDATE of {}", rel.table.map.target);
         if !set_cols.iter().any(|b| *b) {
             return Ok(());
         }
@@ -802,8 +802,8 @@ impl Applier {
         let (where_cols, _, full) = match_columns(rel, kind, &old)?;
         check_key_present(rel, &old, &where_cols, "DELETE")?;
         let params = values(&old, &where_cols);
-        let sql = delete_sql(&rel.table.target, &match_names(rel, &where_cols, full), full);
-        let what = format!("DELETE from {}", rel.table.target);
+        let sql = delete_sql(&rel.table.map.target, &match_names(rel, &where_cols, full), full);
+        let what = format!("DELETE from {}", rel.table.map.target);
         let stmt = self
             .statement((relid, Op::Delete, vec![], where_cols, full), &sql)
             .await?;
@@ -815,7 +815,7 @@ impl Applier {
         let mut targets = Vec::new();
         for relid in relids {
             if let Some(rel) = self.rel(*relid)? {
-                targets.push(rel.table.target.quoted());
+                targets.push(rel.table.map.target.quoted());
             }
         }
         if targets.is_empty() {
@@ -969,13 +969,13 @@ fn check_key_present(rel: &RelState, tuple: &Tuple, cols: &[bool], op: &str) -> 
     if !cols.iter().any(|b| *b) {
         return Err(Error::Runtime(format!(
             "cannot apply {op} to {}: the change carries no key columns (replica identity {:?}); give the source table a primary key or REPLICA IDENTITY FULL",
-            rel.table.target, rel.relation.replica_identity
+            rel.table.map.target, rel.relation.replica_identity
         )));
     }
     if tuple.0.len() != rel.relation.columns.len() {
         return Err(Error::Runtime(format!(
             "{op} on {} carries {} columns but its Relation message has {}",
-            rel.table.target,
+            rel.table.map.target,
             tuple.0.len(),
             rel.relation.columns.len()
         )));
@@ -984,7 +984,7 @@ fn check_key_present(rel: &RelState, tuple: &Tuple, cols: &[bool], op: &str) -> 
         if *used && matches!(tuple.0[i], TupleValue::Unchanged) {
             return Err(Error::Runtime(format!(
                 "cannot apply {op} to {}: key column {} arrived as an unchanged TOASTed value",
-                rel.table.target,
+                rel.table.map.target,
                 quote_ident(&rel.relation.columns[i].name)
             )));
         }

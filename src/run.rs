@@ -235,16 +235,15 @@ pub async fn run(config: &Config, stop: watch::Receiver<bool>, stats: Arc<RunSta
         None => false,
     };
 
-    let ours: HashSet<String> = if restart {
+    // The tables an unfinished snapshot was filling (read once; used by the checks and the restart).
+    let previous = if restart {
         state::load_tables(&target, slot)
             .await
             .db(|| "reading pgvshift.tables".into())?
-            .into_iter()
-            .map(|t| t.source_table)
-            .collect()
     } else {
-        HashSet::new()
+        Vec::new()
     };
+    let ours: HashSet<String> = previous.iter().map(|t| t.source_table.clone()).collect();
     let inspection = inspect(config, &source, &target, &ours).await?;
     let mut problems = inspection.problems.clone();
     if inspection.slot_exists && !restart {
@@ -285,7 +284,7 @@ pub async fn run(config: &Config, stop: watch::Receiver<bool>, stats: Arc<RunSta
         target,
         &inspection,
         restart,
-        &ours,
+        &previous,
         created_publication,
         &stats,
     );
@@ -309,7 +308,7 @@ async fn snapshot(
     target: Client,
     inspection: &Inspection,
     restart: bool,
-    ours: &HashSet<String>,
+    previous: &[state::TableState],
     created_publication: bool,
     stats: &RunStats,
 ) -> Result<(Lsn, Vec<TargetTable>)> {
@@ -317,25 +316,21 @@ async fn snapshot(
     // Whether each target table exists at the DDL step below.
     let mut exists: Vec<bool> = inspection.target_state.iter().map(|st| st.exists).collect();
     if restart {
-        let emptied = ours.len();
+        let emptied = previous.len();
         if inspection.slot_exists {
             drop_slot(source, slot).await?;
         }
         // Tables pgvshift created are dropped and created again, so indexes built before the
         // crash do not slow the new copy down; tables that existed before are only emptied.
-        let created: HashSet<String> = state::load_tables(&target, slot)
-            .await
-            .db(|| "reading pgvshift.tables".into())?
-            .into_iter()
-            .filter(|t| t.created_table)
-            .map(|t| t.source_table)
-            .collect();
         for (i, (table, map)) in inspection.tables.iter().enumerate() {
             let name = table.name.to_string();
-            if !exists[i] || !ours.contains(&name) {
+            let Some(prev) = previous.iter().find(|t| t.source_table == name) else {
+                continue;
+            };
+            if !exists[i] {
                 continue;
             }
-            let (sql, what) = if created.contains(&name) {
+            let (sql, what) = if prev.created_table {
                 exists[i] = false;
                 (format!("DROP TABLE {}", map.target.quoted()), "dropping")
             } else {
@@ -489,12 +484,9 @@ async fn build_indexes(config: &Config, target: &Client, table: &Table, map: &Ta
 
 async fn target_tables(inspection: &Inspection, target: &Client) -> Result<Vec<TargetTable>> {
     let mut out = Vec::new();
-    for (table, map) in &inspection.tables {
+    for (_, map) in &inspection.tables {
         let st = target_table_state(target, &map.target).await?;
         out.push(TargetTable {
-            source: table.name.clone(),
-            target: map.target.clone(),
-            primary_key: map.primary_key.clone(),
             target_columns: st.columns,
             map: map.clone(),
         });
