@@ -33,10 +33,6 @@ pub struct Column {
 }
 
 impl Column {
-    pub fn is_generated(&self) -> bool {
-        self.generation_expr.is_some()
-    }
-
     /// Why this column's values cannot pass between two databases as binary bytes, if so.
     /// Binary array and record encodings embed type OIDs, which are per database for
     /// user-defined and extension types (e.g. `mood[]`, `vector[]`, composite types).
@@ -98,11 +94,6 @@ pub struct Table {
 }
 
 impl Table {
-    /// Columns whose values are copied and streamed (everything but generated columns).
-    pub fn replicated_columns(&self) -> impl Iterator<Item = &Column> {
-        self.columns.iter().filter(|c| !c.is_generated())
-    }
-
     /// Secondary indexes to build on the target after the copy (the primary key comes with the
     /// table's DDL).
     pub fn secondary_indexes(&self) -> impl Iterator<Item = &Index> {
