@@ -73,12 +73,7 @@ async fn a_value_beyond_halfvec_range_stops_with_the_row_named() {
     );
     let path = env.write_config_with(&[("public.items", "profile = \"halfvec\"")], "");
     let run = env.spawn_run(Config::load_with_env(&path, &|_| None).unwrap());
-    let err = tokio::time::timeout(std::time::Duration::from_secs(60), run.handle)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap_err()
-        .to_string();
+    let err = run.failure().await;
     for want in ["public.items", "id=42", "emb", "halfvec"] {
         assert!(err.contains(want), "missing {want:?} in: {err}");
     }
@@ -97,12 +92,7 @@ async fn a_value_beyond_halfvec_range_stops_with_the_row_named() {
         .batch_execute("INSERT INTO items VALUES (7, '[1,2,3]'); INSERT INTO items VALUES (8, '[-1e6,0,0]')")
         .await
         .unwrap();
-    let err = tokio::time::timeout(std::time::Duration::from_secs(60), run.handle)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap_err()
-        .to_string();
+    let err = run.failure().await;
     for want in ["public.items", "id=8", "emb", "halfvec"] {
         assert!(err.contains(want), "missing {want:?} in: {err}");
     }

@@ -214,6 +214,16 @@ impl InProcess {
         &self.stats.apply
     }
 
+    /// Wait (up to 60 s) for it to fail on its own; returns the error's message.
+    pub async fn failure(self) -> String {
+        match tokio::time::timeout(Duration::from_secs(60), self.handle).await {
+            Ok(Ok(Err(e))) => e.to_string(),
+            Ok(Ok(Ok(lsn))) => panic!("run succeeded (applied {lsn}) where it should have failed"),
+            Ok(Err(e)) => panic!("run panicked: {e}"),
+            Err(_) => panic!("run did not fail within 60 s"),
+        }
+    }
+
     /// Ask it to stop and wait; returns the final applied LSN.
     pub async fn stop(self) -> Lsn {
         self.stop.send(true).ok();
