@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use pgvshift::apply::ApplyStats;
 use pgvshift::config::Config;
-use pgvshift::localpg::{shared_pair, unique_name, LocalCluster};
+use pgvshift::localpg::{shared_pair, unique_name, ClusterOptions, LocalCluster};
 use pgvshift::run::{run, RunStats};
 use pgvshift::Lsn;
 use tokio::sync::watch;
@@ -31,6 +31,32 @@ impl TestEnv {
     /// Create the databases (with pgvector on both) and run `source_sql` on the source.
     pub fn new(prefix: &str, source_sql: &str) -> TestEnv {
         let (source, target) = shared_pair();
+        Self::on_clusters(prefix, source_sql, source, target)
+    }
+
+    /// Like [`TestEnv::new`], on a source and target cluster of this test's own (for tests that
+    /// restart or reconfigure a server, which would disturb other tests on the shared pair).
+    /// The clusters live until the process exits (their watchdogs remove them).
+    pub fn new_private(prefix: &str, source_sql: &str, source: ClusterOptions, target: ClusterOptions) -> TestEnv {
+        let (source, target) = std::thread::scope(|s| {
+            let a = s.spawn(|| LocalCluster::start(source).expect("start private source cluster"));
+            let b = s.spawn(|| LocalCluster::start(target).expect("start private target cluster"));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        Self::on_clusters(
+            prefix,
+            source_sql,
+            Box::leak(Box::new(source)),
+            Box::leak(Box::new(target)),
+        )
+    }
+
+    fn on_clusters(
+        prefix: &str,
+        source_sql: &str,
+        source: &'static LocalCluster,
+        target: &'static LocalCluster,
+    ) -> TestEnv {
         let name = unique_name(prefix);
         source.create_database(&name).expect("create source db");
         target.create_database(&name).expect("create target db");
