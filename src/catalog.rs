@@ -100,22 +100,10 @@ impl Table {
         self.indexes.iter().filter(|i| !i.is_primary && i.is_valid)
     }
 
-    /// Problems that make this table impossible to migrate as configured.
+    /// Column types that cannot be moved (the replica identity is judged by `check`, which
+    /// knows the table's `replica_identity` setting).
     pub fn blocking_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if self.primary_key.is_empty()
-            && matches!(
-                self.replica_identity,
-                ReplicaIdentity::Default | ReplicaIdentity::Nothing
-            )
-        {
-            problems.push(format!(
-                "table {} has no primary key and REPLICA IDENTITY {}: once it is in a publication, the application's UPDATE and DELETE on it would fail on the source. Fix: add a primary key, or run `ALTER TABLE {} REPLICA IDENTITY FULL`",
-                self.name,
-                if self.replica_identity == ReplicaIdentity::Nothing { "NOTHING" } else { "DEFAULT" },
-                self.name
-            ));
-        }
         for column in &self.columns {
             if let Some(p) = column.binary_portability_problem() {
                 problems.push(format!("table {}: {p}", self.name));

@@ -1,14 +1,14 @@
 //! The read-only and maintenance verbs: `plan`, `status`, `cleanup`.
 
-use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
+use crate::check::{self, human_bytes};
 use crate::config::Config;
 use crate::error::{DbContext, Error, Result};
 use crate::pg::{connect, Side};
-use crate::run::{drop_slot, inspect};
+use crate::run::drop_slot;
 use crate::schema;
 use crate::sql::quote_ident;
 use crate::state::{self, Phase};
@@ -16,22 +16,15 @@ use crate::state::{self, Phase};
 /// `pgvshift plan`: what `run` would do, and any blocking problem. Changes nothing.
 /// Returns the text to print; `Err(Blocked)` when a problem blocks the run.
 pub async fn plan(config: &Config) -> Result<String> {
-    let source = connect(&config.source, Side::Source).await?;
-    let target = connect(&config.target, Side::Target).await?;
-    let ours: HashSet<String> = state::load_tables(&target, &config.replication.slot)
-        .await
-        .db(|| "reading pgvshift.tables on the target".into())?
-        .into_iter()
-        .map(|t| t.source_table)
-        .collect();
-    let ins = inspect(config, &source, &target, &ours).await?;
+    let pre = check::preflight(config, check::Options::default()).await?;
+    let ins = &pre.inspection;
     let mut out = String::new();
     out.push_str(&format!(
         "source {}\ntarget {}\nslot {} ({}), publication {} ({})\n",
         config.source.redacted_url,
         config.target.redacted_url,
         config.replication.slot,
-        if ins.slot_exists { "exists" } else { "will be created" },
+        if ins.slot_exists() { "exists" } else { "will be created" },
         config.replication.publication,
         match &ins.publication_tables {
             None => "will be created".to_string(),
@@ -84,7 +77,11 @@ pub async fn plan(config: &Config) -> Result<String> {
         if st.exists {
             out.push_str(&format!(
                 "  target table exists ({}): no DDL\n",
-                if st.has_rows { "has rows" } else { "empty" }
+                if st.has_rows() {
+                    format!("{} rows", st.rows)
+                } else {
+                    "empty".to_string()
+                }
             ));
         } else {
             out.push_str("  target DDL:\n");
@@ -128,24 +125,21 @@ pub async fn plan(config: &Config) -> Result<String> {
             }
         }
     }
-    if ins.problems.is_empty() {
+    let warnings: Vec<&check::Finding> = pre
+        .findings
+        .iter()
+        .filter(|f| f.level == check::Level::Warning)
+        .collect();
+    for w in &warnings {
+        out.push_str(&format!("\nwarning: {}", w.one_line()));
+    }
+    if pre.blocking().is_empty() {
         out.push_str("\nno blocking problems\n");
         Ok(out)
     } else {
         print!("{out}");
-        Err(Error::Blocked(ins.problems))
+        Err(pre.ensure_no_blocking().expect_err("blocking findings"))
     }
-}
-
-fn human_bytes(b: i64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", units[u])
 }
 
 /// `pgvshift status` as data (the `--json` keys are these field names).
@@ -161,6 +155,13 @@ pub struct Status {
     pub lag_bytes: Option<i64>,
     pub seconds_since_last_applied_commit: Option<f64>,
     pub slot_active: bool,
+    /// WAL the slot holds back on the source: `pg_current_wal_lsn() - restart_lsn`.
+    pub retained_wal_bytes: Option<i64>,
+    /// `pg_replication_slots.wal_status` (`reserved`, `extended`, `unreserved`, `lost`).
+    pub wal_status: Option<String>,
+    /// While the snapshot runs: seconds since it started (its slot holds WAL and its exported
+    /// snapshot holds back vacuum on the source for that long).
+    pub snapshot_age_secs: Option<f64>,
 }
 
 pub async fn status(config: &Config) -> Result<Status> {
@@ -175,7 +176,9 @@ pub async fn status(config: &Config) -> Result<Status> {
         .db(|| "reading pgvshift.tables on the target".into())?;
     let slot_row = source
         .query_opt(
-            "SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            "SELECT active, confirmed_flush_lsn::text, \
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, wal_status \
+               FROM pg_replication_slots WHERE slot_name = $1",
             &[slot],
         )
         .await
@@ -185,9 +188,9 @@ pub async fn status(config: &Config) -> Result<Status> {
         .await
         .db(|| "reading pg_current_wal_lsn() on the source".into())?
         .get(0);
-    let (slot_active, confirmed) = slot_row
-        .map(|r| (r.get::<_, bool>(0), r.get::<_, Option<String>>(1)))
-        .unwrap_or((false, None));
+    let (slot_active, confirmed, retained, wal_status) = slot_row
+        .map(|r| (r.get::<_, bool>(0), r.get(1), r.get(2), r.get(3)))
+        .unwrap_or((false, None, None, None));
     let applied = progress.as_ref().and_then(|p| p.applied_lsn);
     let lag = match (applied, current.parse::<crate::Lsn>()) {
         (Some(a), Ok(c)) => Some(c.0.saturating_sub(a.0) as i64),
@@ -217,14 +220,20 @@ pub async fn status(config: &Config) -> Result<Status> {
         confirmed_flush_lsn: confirmed,
         source_current_lsn: Some(current),
         lag_bytes: lag,
-        seconds_since_last_applied_commit: progress.and_then(|p| p.last_applied_age_secs),
+        seconds_since_last_applied_commit: progress.as_ref().and_then(|p| p.last_applied_age_secs),
         slot_active,
+        retained_wal_bytes: retained,
+        wal_status,
+        snapshot_age_secs: progress
+            .as_ref()
+            .filter(|p| p.phase == Phase::Snapshot && phase == "snapshot")
+            .and_then(|p| p.snapshot_age_secs),
     })
 }
 
 pub fn render_status(s: &Status) -> String {
     let mut out = format!(
-        "phase: {}\nslot: {} ({})\napplied_lsn: {}\nconfirmed_flush_lsn: {}\nsource_current_lsn: {}\nlag_bytes: {}\nseconds_since_last_applied_commit: {}\ntables:\n",
+        "phase: {}\nslot: {} ({})\napplied_lsn: {}\nconfirmed_flush_lsn: {}\nsource_current_lsn: {}\nlag_bytes: {}\nseconds_since_last_applied_commit: {}\nretained_wal: {}{}\n{}tables:\n",
         s.phase,
         s.slot,
         if s.slot_active { "active" } else { "inactive" },
@@ -233,6 +242,11 @@ pub fn render_status(s: &Status) -> String {
         s.source_current_lsn.as_deref().unwrap_or("-"),
         s.lag_bytes.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
         s.seconds_since_last_applied_commit.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
+        s.retained_wal_bytes.map(human_bytes).unwrap_or_else(|| "-".into()),
+        s.wal_status.as_ref().map(|w| format!(" (wal_status {w})")).unwrap_or_default(),
+        s.snapshot_age_secs
+            .map(|a| format!("snapshot running for {a:.0} s (holds back WAL recycling and vacuum on the source)\n"))
+            .unwrap_or_default(),
     );
     for t in &s.tables {
         out.push_str(&format!(
@@ -248,39 +262,72 @@ pub fn render_status(s: &Status) -> String {
 }
 
 /// `pgvshift cleanup`: drop the slot, the publication if pgvshift created it, and the state on
-/// the target. User data (the target tables) is left alone.
+/// the target. User data (the target tables) is left alone. Also finds what a crashed earlier
+/// run of this configuration left behind when the target has no record of it: a pgoutput slot
+/// of this name in the source database, and a publication carrying pgvshift's comment for this
+/// slot. A slot of another plugin or database, or a publication without that mark, is never
+/// dropped.
 pub async fn cleanup(config: &Config, yes: bool) -> Result<Vec<String>> {
     let slot = &config.replication.slot;
+    let publication = &config.replication.publication;
     let source = connect(&config.source, Side::Source).await?;
     let target = connect(&config.target, Side::Target).await?;
     let progress = state::load_progress(&target, slot)
         .await
         .db(|| "reading pgvshift.progress".into())?;
-    let slot_exists = source
-        .query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[slot])
+    let slot_row = source
+        .query_opt(
+            "SELECT plugin::text, database::text, database = current_database() FROM pg_replication_slots WHERE slot_name = $1",
+            &[slot],
+        )
         .await
-        .db(|| "reading pg_replication_slots".into())?
-        .is_some();
-    let drop_publication = progress.as_ref().is_some_and(|p| p.created_publication);
+        .db(|| "reading pg_replication_slots".into())?;
+    let publication_comment: Option<Option<String>> = source
+        .query_opt(
+            "SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1",
+            &[publication],
+        )
+        .await
+        .db(|| "reading pg_publication".into())?
+        .map(|r| r.get(0));
     let mut actions = Vec::new();
-    if slot_exists {
-        actions.push(format!("drop replication slot {slot} on the source"));
+    let mut drop_slot_too = false;
+    if let Some(r) = &slot_row {
+        let (plugin, database, here): (Option<String>, Option<String>, Option<bool>) = (r.get(0), r.get(1), r.get(2));
+        if plugin.as_deref() != Some("pgoutput") || here != Some(true) {
+            actions.push(format!(
+                "leave replication slot {slot} alone: it is not a pgoutput slot of this database (plugin {}, database {}), so pgvshift did not create it",
+                plugin.as_deref().unwrap_or("none"),
+                database.as_deref().unwrap_or("none")
+            ));
+        } else if progress.is_some() {
+            actions.push(format!("drop replication slot {slot} on the source"));
+            drop_slot_too = true;
+        } else {
+            actions.push(format!(
+                "drop replication slot {slot} on the source (the target has no progress for it: left over from an earlier run of this configuration)"
+            ));
+            drop_slot_too = true;
+        }
     }
+    let marked = publication_comment
+        .as_ref()
+        .is_some_and(|c| c.as_deref() == Some(state::publication_comment(slot).as_str()));
+    let drop_publication =
+        publication_comment.is_some() && (progress.as_ref().is_some_and(|p| p.created_publication) || marked);
     if drop_publication {
         actions.push(format!(
-            "drop publication {} on the source (pgvshift created it)",
-            config.replication.publication
+            "drop publication {publication} on the source (pgvshift created it)"
         ));
-    } else if progress.is_none() {
+    } else if publication_comment.is_some() {
         actions.push(format!(
-            "leave publication {} alone (no record that pgvshift created it)",
-            config.replication.publication
+            "leave publication {publication} alone (no record that pgvshift created it)"
         ));
     }
-    if state::schema_exists(&target).await.db(|| "reading the target".into())? {
+    if state::schema_exists(&target).await.db(|| "reading the target".into())? && progress.is_some() {
         actions.push(format!("remove slot {slot}'s progress from the pgvshift schema on the target (the schema itself once no other slot uses it)"));
     }
-    if actions.is_empty() {
+    if !drop_slot_too && !drop_publication && progress.is_none() {
         actions.push("nothing to clean up".into());
         return Ok(actions);
     }
@@ -304,7 +351,7 @@ pub async fn cleanup(config: &Config, yes: bool) -> Result<Vec<String>> {
             )));
         }
     }
-    if slot_exists {
+    if drop_slot_too {
         drop_slot(&source, slot).await?;
     }
     if drop_publication {

@@ -127,7 +127,16 @@ pub struct ReplicationSettings {
     pub batch_max_changes: usize,
     /// How often the applied position is reported to the source.
     pub status_interval: Duration,
+    /// Log a warning (and show it in `status`) once the slot retains more WAL than this many
+    /// bytes on the source (`warn_retained_wal`, default 1GB; None = never).
+    pub warn_retained_wal: Option<u64>,
+    /// Stop once the slot retains more WAL than this many bytes (`max_retained_wal`; default
+    /// None = no limit). See docs/operations.md on what stopping does and does not release.
+    pub max_retained_wal: Option<u64>,
 }
+
+/// Default for `replication.warn_retained_wal`: 1 GB.
+pub const DEFAULT_WARN_RETAINED_WAL: u64 = 1 << 30;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotSettings {
@@ -159,6 +168,10 @@ pub struct TableConfig {
     /// (`index_opclasses = { items_emb_ip = "vector_cosine_ops" }`): the explicit mapping for a
     /// metric the target engine lacks.
     pub index_opclasses: BTreeMap<String, String>,
+    /// `replica_identity = "full"`: `run` sets REPLICA IDENTITY FULL on this (key-less) source
+    /// table before adding it to the publication, so the application's UPDATE and DELETE keep
+    /// working. The only source change pgvshift makes on request.
+    pub replica_identity_full: bool,
 }
 
 impl TableConfig {
@@ -175,6 +188,7 @@ impl TableConfig {
             alloydb_scann: false,
             index_ddl_only: false,
             index_opclasses: BTreeMap::new(),
+            replica_identity_full: false,
         }
     }
 
@@ -314,6 +328,8 @@ struct RawReplication {
     publication: Spanned<String>,
     batch_max_changes: Option<Spanned<i64>>,
     status_interval_secs: Option<Spanned<i64>>,
+    warn_retained_wal: Option<Spanned<String>>,
+    max_retained_wal: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -335,6 +351,7 @@ struct RawTable {
     index: Option<Spanned<String>>,
     index_ddl_only: Option<bool>,
     index_opclasses: Option<BTreeMap<String, String>>,
+    replica_identity: Option<Spanned<String>>,
 }
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -453,16 +470,47 @@ fn toml_error(ctx: &Ctx<'_>, err: &toml::de::Error) -> ConfigError {
     // (e.g. an unterminated `url = "postgresql://u:secret@...`), so rebuild the message from
     // its parts instead.
     let (line, column) = err.span().map_or((1, 1), |span| ctx.pos(span));
+    // One line for logs; and the numeric keys deserialize as i64 (so range errors can carry
+    // a fix), which users know as "an integer".
+    let mut message = redact_secrets(err.message().trim())
+        .replace('\n', "; ")
+        .replace("expected i64", "expected an integer");
+    // A wrong value's error names neither key nor section: name them.
+    if let Some(key) = err.span().and_then(|span| key_of_value_at(ctx.text, span.start)) {
+        if !message.contains(&key) {
+            message = format!("{key}: {message}");
+        }
+    }
     ConfigError::Toml {
         path: ctx.path.to_path_buf(),
         line,
         column,
-        // One line for logs; and the numeric keys deserialize as i64 (so range errors can carry
-        // a fix), which users know as "an integer".
-        message: redact_secrets(err.message().trim())
-            .replace('\n', "; ")
-            .replace("expected i64", "expected an integer"),
+        message,
     }
+}
+
+/// PURE: the dotted key (`replication.batch_max_changes`, `[[tables]] profile`) whose value
+/// starts at byte `offset`, when that line reads `key = value`; else None.
+fn key_of_value_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let before = &text[line_start..offset];
+    let eq = before.find('=')?;
+    let key = before[..eq].trim();
+    if key.is_empty() || key.starts_with('#') || key.starts_with('[') {
+        return None;
+    }
+    let section = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match section {
+        Some(s) if text[..line_start].contains(&format!("[[{s}]]")) => format!("[[{s}]] {key}"),
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 fn validate_name(ctx: &Ctx<'_>, key: &str, what: &str, value: &Spanned<String>) -> Result<String, ConfigError> {
@@ -564,12 +612,58 @@ fn validate_replication(ctx: &Ctx<'_>, raw: RawReplication) -> Result<Replicatio
         1..=MAX_STATUS_INTERVAL_SECS,
         "seconds between position reports to the source",
     )?;
+    let wal_size = |key: &str,
+                    value: Option<Spanned<String>>,
+                    default: Option<u64>|
+     -> Result<Option<u64>, ConfigError> {
+        let Some(v) = value else { return Ok(default) };
+        let text = v.get_ref().trim();
+        if text.eq_ignore_ascii_case("off") || text == "0" {
+            return Ok(None);
+        }
+        match parse_size(text) {
+            Some(bytes) => Ok(Some(bytes)),
+            None => ctx.invalid(
+                key,
+                v.span(),
+                format!("{text:?} is not a size: write e.g. \"2GB\" or \"512MB\" (units kB, MB, GB, TB), or \"off\""),
+            ),
+        }
+    };
+    let warn_retained_wal = wal_size(
+        "replication.warn_retained_wal",
+        raw.warn_retained_wal,
+        Some(DEFAULT_WARN_RETAINED_WAL),
+    )?;
+    let max_retained_wal = wal_size("replication.max_retained_wal", raw.max_retained_wal, None)?;
     Ok(ReplicationSettings {
         slot,
         publication,
         batch_max_changes: usize::try_from(batch_max_changes).unwrap_or(usize::MAX),
         status_interval: Duration::from_secs(status_secs),
+        warn_retained_wal,
+        max_retained_wal,
     })
+}
+
+/// A size the way PostgreSQL writes memory settings (`512MB`, `2GB`, `1024kB`, `1TB`; a bare
+/// number is bytes), in bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim_end();
+    let unit = text[digits.len()..].trim();
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let factor: u64 = match unit {
+        "" | "B" => 1,
+        "kB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        "TB" => 1 << 40,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(factor)
 }
 
 fn validate_snapshot(ctx: &Ctx<'_>, raw: Option<RawSnapshot>) -> Result<SnapshotSettings, ConfigError> {
@@ -710,6 +804,21 @@ fn validate_tables(ctx: &Ctx<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>
                 }
             },
         };
+        let replica_identity_full = match &entry.replica_identity {
+            None => false,
+            Some(v) if v.get_ref() == "full" => true,
+            Some(v) => {
+                return ctx.invalid(
+                    format!("[[tables]] #{n} replica_identity"),
+                    v.span(),
+                    format!(
+                        "unknown replica_identity {:?}: the only value is \"full\" (pgvshift then runs ALTER TABLE {} REPLICA IDENTITY FULL on the source); leave the key out to keep the table's own setting",
+                        v.get_ref(),
+                        source
+                    ),
+                )
+            }
+        };
         tables.push(TableConfig {
             source,
             target,
@@ -721,6 +830,7 @@ fn validate_tables(ctx: &Ctx<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>
             alloydb_scann,
             index_ddl_only: entry.index_ddl_only.unwrap_or(false),
             index_opclasses: entry.index_opclasses.clone().unwrap_or_default(),
+            replica_identity_full,
         });
     }
     Ok(tables)
@@ -733,12 +843,7 @@ fn validate_indexes(ctx: &Ctx<'_>, raw: Option<RawIndexes>) -> Result<IndexSetti
     let mut settings = IndexSettings::default();
     if let Some(m) = raw.maintenance_work_mem {
         let v = m.get_ref().trim();
-        let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim_end();
-        let unit = v[digits.len()..].trim();
-        if digits.is_empty()
-            || !digits.chars().all(|c| c.is_ascii_digit())
-            || !["", "kB", "MB", "GB", "TB"].contains(&unit)
-        {
+        if parse_size(v).is_none() {
             return ctx.invalid(
                 "indexes.maintenance_work_mem",
                 m.span(),
@@ -1524,6 +1629,85 @@ source = "public.items"
         assert!(!config.tables.is_empty());
         assert_eq!(config.source.password, None);
         assert_eq!(config.target.password, None);
+    }
+
+    #[test]
+    fn wrong_types_name_their_key() {
+        let text = "[replication]\nslot = \"s\"\nbatch_max_changes = \"ten\"\n[[tables]]\nsource = 5\n";
+        assert_eq!(
+            key_of_value_at(text, text.find("\"ten").unwrap()).as_deref(),
+            Some("replication.batch_max_changes")
+        );
+        assert_eq!(
+            key_of_value_at(text, text.find('5').unwrap()).as_deref(),
+            Some("[[tables]] source")
+        );
+        assert_eq!(key_of_value_at(text, 0), None);
+        let err = parse_err(&config_text(
+            "postgresql://u@h/s",
+            "postgresql://u@h/t",
+            "batch_max_changes = \"ten\"",
+        ))
+        .to_string();
+        assert!(err.contains("replication.batch_max_changes: invalid type"), "{err}");
+    }
+
+    #[test]
+    fn retained_wal_sizes_and_replica_identity() {
+        let c = parse(
+            &config_text(
+                "postgresql://u@h/s",
+                "postgresql://u@h/t",
+                "warn_retained_wal = \"512MB\"\nmax_retained_wal = \"2GB\"",
+            )
+            .replace(
+                "source = \"public.items\"",
+                "source = \"public.items\"\nreplica_identity = \"full\"",
+            ),
+            &no_env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.replication.warn_retained_wal, Some(512 << 20));
+        assert_eq!(c.replication.max_retained_wal, Some(2 << 30));
+        assert!(c.tables[0].replica_identity_full);
+
+        let d = parse(&config_text("postgresql://u@h/s", "postgresql://u@h/t", ""), &no_env).unwrap();
+        assert_eq!(d.replication.warn_retained_wal, Some(DEFAULT_WARN_RETAINED_WAL));
+        assert_eq!(d.replication.max_retained_wal, None);
+        assert!(!d.tables[0].replica_identity_full);
+
+        let off = parse(
+            &config_text(
+                "postgresql://u@h/s",
+                "postgresql://u@h/t",
+                "warn_retained_wal = \"off\"",
+            ),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(off.replication.warn_retained_wal, None);
+
+        let bad = parse_err(&config_text(
+            "postgresql://u@h/s",
+            "postgresql://u@h/t",
+            "max_retained_wal = \"lots\"",
+        ))
+        .to_string();
+        assert!(
+            bad.contains("replication.max_retained_wal") && bad.contains("\"2GB\""),
+            "{bad}"
+        );
+        let bad = parse_err(&config_text("postgresql://u@h/s", "postgresql://u@h/t", "").replace(
+            "source = \"public.items\"",
+            "source = \"public.items\"\nreplica_identity = \"index\"",
+        ))
+        .to_string();
+        assert!(bad.contains("replica_identity") && bad.contains("\"full\""), "{bad}");
+        assert_eq!(parse_size("10GB"), Some(10 << 30));
+        assert_eq!(parse_size("1024kB"), Some(1 << 20));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("1.5GB"), None);
+        assert_eq!(parse_size("5 gb"), None);
     }
 
     #[test]

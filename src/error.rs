@@ -13,6 +13,9 @@ pub enum Error {
     /// A check found problems that must be fixed first; nothing was changed: exit code 1.
     #[error("blocking problems found, nothing was changed:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Blocked(Vec<String>),
+    /// `pgvshift check` printed blocking findings (already shown): exit code 1.
+    #[error("{0} blocking problem(s) found (listed above); nothing was changed")]
+    CheckFailed(usize),
     /// A database statement failed: exit code 3.
     #[error("{context}: {}", crate::pg::describe(.source))]
     Db {
@@ -35,7 +38,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Blocked(_) => 1,
+            Error::Blocked(_) | Error::CheckFailed(_) => 1,
             Error::Config(_) | Error::Usage(_) => 2,
             _ => 3,
         }

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod bench;
 pub mod catalog;
+pub mod check;
 pub mod commands;
 pub mod config;
 pub mod copy;
@@ -24,5 +25,6 @@ pub mod sql;
 pub mod state;
 pub mod stream;
 pub mod translate;
+pub mod walguard;
 
 pub use lsn::Lsn;

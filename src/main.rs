@@ -39,18 +39,36 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Snapshot (unless already complete), then stream changes until SIGINT/SIGTERM.
-    /// Re-running after any stop resumes from the target's committed progress.
+    /// Run every preflight check without changing anything: each finding is ok, warning or
+    /// blocking, with the object it concerns and the fix. Exit code 1 if any is blocking.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print JSON: {"findings": [{level, check, object, message, fix}], "blocking": n,
+        /// "warnings": n}.
+        #[arg(long)]
+        json: bool,
+        /// Judge non-empty target tables as `run --truncate-target` would.
+        #[arg(long)]
+        truncate_target: bool,
+    },
+    /// Check, then snapshot (unless already complete), then stream changes until
+    /// SIGINT/SIGTERM. Re-running after any stop resumes from the target's committed progress.
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// Empty (TRUNCATE) target tables that already hold rows before the copy, and report
+        /// how many rows were removed. Without it such tables block the run.
+        #[arg(long)]
+        truncate_target: bool,
     },
     /// Phase, per-table state, applied and confirmed LSNs, lag.
     Status {
         #[arg(long, short)]
         config: PathBuf,
         /// Print JSON (keys: phase, slot, tables, applied_lsn, confirmed_flush_lsn,
-        /// source_current_lsn, lag_bytes, seconds_since_last_applied_commit, slot_active).
+        /// source_current_lsn, lag_bytes, seconds_since_last_applied_commit, slot_active,
+        /// retained_wal_bytes, wal_status, snapshot_age_secs).
         #[arg(long)]
         json: bool,
     },
@@ -87,8 +105,10 @@ enum Command {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGVSHIFT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pgwire_replication=warn"));
+    // Colours only on a terminal: log files and pipes get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.with_target(false).init(),
@@ -120,10 +140,37 @@ async fn dispatch(command: Command) -> Result<(), Error> {
             let config = load(&config)?;
             print!("{}", pgvshift::commands::plan(&config).await?);
         }
-        Command::Run { config } => {
+        Command::Check {
+            config,
+            json,
+            truncate_target,
+        } => {
+            let config = load(&config)?;
+            let findings = pgvshift::check::check(&config, pgvshift::check::Options { truncate_target }).await?;
+            let count = |l| findings.iter().filter(|f| f.level == l).count();
+            let blocking = count(pgvshift::check::Level::Blocking);
+            if json {
+                let report = serde_json::json!({
+                    "findings": findings,
+                    "blocking": blocking,
+                    "warnings": count(pgvshift::check::Level::Warning),
+                });
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+            } else {
+                print!("{}", pgvshift::check::render(&findings));
+            }
+            if blocking > 0 {
+                return Err(Error::CheckFailed(blocking));
+            }
+        }
+        Command::Run {
+            config,
+            truncate_target,
+        } => {
             let config = load(&config)?;
             let stop = stop_on_signals();
-            pgvshift::run::run(&config, stop, Arc::default()).await?;
+            let opts = pgvshift::check::Options { truncate_target };
+            pgvshift::run::run_with(&config, opts, stop, Arc::default()).await?;
         }
         Command::Status { config, json } => {
             let config = load(&config)?;

@@ -1,7 +1,8 @@
 //! `pgvshift run`: snapshot (if it has not completed), then stream until stopped.
 //!
 //! ```text
-//!   checks (read-only) ──> progress row on target?
+//!   check::preflight (read-only; any blocking finding -> exit 1, nothing changed)
+//!        ──> progress row on target?
 //!        none ────────────> snapshot
 //!        phase=snapshot ──> "previous snapshot did not complete": drop slot, empty tables -> snapshot
 //!        phase=streaming ─> stream from applied_lsn
@@ -9,7 +10,6 @@
 //!             -> target tables -> COPY (binary) per table -> indexes -> phase=streaming
 //! ```
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,18 +17,19 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 
 use crate::apply::{ApplyStats, TargetTable};
-use crate::catalog::{self, CatalogError, Table};
+use crate::catalog::{ReplicaIdentity, Table};
+use crate::check::{self, Inspection, Level, Mode, Options, Preflight};
 use crate::config::Config;
 use crate::copy::{self, CopyJob, CopyProgress};
 use crate::error::{DbContext, Error, Result};
 use crate::indexdef::Translation;
 use crate::mapping::{self, TableMap};
-use crate::pg::{connect, Side};
 use crate::replication;
 use crate::schema;
-use crate::sql::{quote_ident, QualifiedName};
-use crate::state::{self, Phase};
+use crate::sql::quote_ident;
+use crate::state;
 use crate::stream;
+use crate::walguard::{self, WalGuard, WalStats};
 use crate::Lsn;
 
 /// Shared counters a caller (the demo, tests) can watch.
@@ -36,267 +37,125 @@ use crate::Lsn;
 pub struct RunStats {
     pub copy: Arc<CopyProgress>,
     pub apply: Arc<ApplyStats>,
+    pub wal: Arc<WalStats>,
 }
 
-/// Everything `plan` and `run` learn before changing anything.
-pub struct Inspection {
-    /// Each table with its mapping onto the target.
-    pub tables: Vec<(Table, TableMap)>,
-    pub problems: Vec<String>,
-    /// Per configured table: does the target table exist, and how many rows it has.
-    pub target_state: Vec<TargetTableState>,
-    pub slot_exists: bool,
-    pub publication_tables: Option<Vec<QualifiedName>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TargetTableState {
-    pub exists: bool,
-    pub has_rows: bool,
-    pub columns: HashSet<String>,
-    /// Column name -> its type as `format_type` prints it.
-    pub types: std::collections::HashMap<String, String>,
-}
-
-/// Read the source and target catalogs and list blocking problems; changes nothing.
-/// `ours` lists target tables this configuration already wrote (a snapshot being restarted).
-pub async fn inspect(config: &Config, source: &Client, target: &Client, ours: &HashSet<String>) -> Result<Inspection> {
-    catalog::prepare_session(source)
-        .await
-        .db(|| "preparing the source session".into())?;
-    let mut problems = Vec::new();
-    let mut tables = Vec::new();
-    let mut target_state = Vec::new();
-    for t in &config.tables {
-        match catalog::describe_table(source, &t.source).await {
-            Ok(table) => {
-                problems.extend(table.blocking_problems());
-                let map = mapping::map_table(&table, t);
-                problems.extend(map.problems.iter().cloned());
-                let st = target_table_state(target, &t.target).await?;
-                if st.exists && st.has_rows && !ours.contains(&t.source.to_string()) {
-                    problems.push(format!(
-                        "target table {} already exists and is not empty: pgvshift never appends to existing data. Empty it (TRUNCATE {}) or choose another target name",
-                        t.target, t.target
-                    ));
-                }
-                if st.exists {
-                    for c in map.replicated() {
-                        if !st.columns.contains(&c.target) {
-                            problems.push(format!(
-                                "target table {} exists but has no column {} ({} expected): add it or drop the target table",
-                                t.target,
-                                quote_ident(&c.target),
-                                c.target_type
-                            ));
-                        }
-                    }
-                }
-                target_state.push(st);
-                tables.push((table, map));
-            }
-            Err(CatalogError::NotFound(name)) => problems.push(format!(
-                "table {name} does not exist on the source {} (check [[tables]] source = ... in {})",
-                config.source.redacted_url,
-                config.path.display()
-            )),
-            Err(CatalogError::NotATable { name, relkind }) => problems.push(format!(
-                "{name} is not a plain table (relkind {relkind}); list plain tables only"
-            )),
-            Err(CatalogError::Query { table, source }) => {
-                return Err(Error::Db {
-                    context: format!("reading the catalog of {table}"),
-                    source,
-                })
-            }
-        }
-    }
-    let slot_exists = source
-        .query_opt(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-            &[&config.replication.slot],
-        )
-        .await
-        .db(|| "reading pg_replication_slots on the source".into())?
-        .is_some();
-    let publication_tables = publication_tables(source, &config.replication.publication).await?;
-    Ok(Inspection {
-        tables,
-        problems,
-        target_state,
-        slot_exists,
-        publication_tables,
-    })
-}
-
-async fn target_table_state(target: &Client, name: &QualifiedName) -> Result<TargetTableState> {
-    let cols = target
-        .query(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
-               JOIN pg_namespace n ON n.oid = c.relnamespace \
-              WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
-            &[&name.schema, &name.name],
-        )
-        .await
-        .db(|| format!("reading target table {name}"))?;
-    if cols.is_empty() {
-        return Ok(TargetTableState {
-            exists: false,
-            has_rows: false,
-            columns: HashSet::new(),
-            types: Default::default(),
-        });
-    }
-    let has_rows: bool = target
-        .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", name.quoted()), &[])
-        .await
-        .db(|| format!("reading target table {name}"))?
-        .get(0);
-    Ok(TargetTableState {
-        exists: true,
-        has_rows,
-        columns: cols.iter().map(|r| r.get(0)).collect(),
-        types: cols.iter().map(|r| (r.get(0), r.get(1))).collect(),
-    })
-}
-
-async fn publication_tables(source: &Client, publication: &str) -> Result<Option<Vec<QualifiedName>>> {
-    let exists = source
-        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&publication])
-        .await
-        .db(|| "reading pg_publication on the source".into())?
-        .is_some();
-    if !exists {
-        return Ok(None);
-    }
-    let rows = source
-        .query(
-            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
-            &[&publication],
-        )
-        .await
-        .db(|| "reading pg_publication_tables on the source".into())?;
-    let mut names: Vec<QualifiedName> = rows
-        .iter()
-        .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
-        .collect();
-    names.sort();
-    Ok(Some(names))
-}
+/// How long `run` waits for a lock on a source table (CREATE PUBLICATION, the REPLICA IDENTITY
+/// FULL asked for) before giving up, so it never queues in front of the application's queries.
+pub const SOURCE_LOCK_TIMEOUT: &str = "5s";
 
 /// Run until `stop` becomes true: snapshot if needed, then stream.
 pub async fn run(config: &Config, stop: watch::Receiver<bool>, stats: Arc<RunStats>) -> Result<Lsn> {
-    let source = connect(&config.source, Side::Source).await?;
-    let target = connect(&config.target, Side::Target).await?;
+    run_with(config, Options::default(), stop, stats).await
+}
+
+/// [`run`] with options (`--truncate-target`).
+pub async fn run_with(
+    config: &Config,
+    opts: Options,
+    stop: watch::Receiver<bool>,
+    stats: Arc<RunStats>,
+) -> Result<Lsn> {
+    let pre = check::preflight(config, opts).await?;
+    for f in pre.findings.iter().filter(|f| f.level == Level::Warning) {
+        tracing::warn!(check = f.check, "{}", f.one_line());
+    }
+    pre.ensure_no_blocking()?;
+    let Preflight {
+        mode,
+        progress,
+        previous,
+        mut inspection,
+        source,
+        target,
+        ..
+    } = pre;
     let slot = &config.replication.slot;
     state::tag_session(&target, slot)
         .await
         .db(|| "tagging the target session".into())?;
-    let progress = state::load_progress(&target, slot)
-        .await
-        .db(|| "reading pgvshift.progress on the target".into())?;
+    let (guard, stop) = WalGuard::spawn(config, stop, stats.wal.clone());
 
-    let restart = match &progress {
-        Some(p) if p.phase == Phase::Streaming => {
-            let recorded: HashSet<String> = state::load_tables(&target, slot)
-                .await
-                .db(|| "reading pgvshift.tables".into())?
-                .into_iter()
-                .map(|t| t.source_table)
-                .collect();
-            let configured: HashSet<String> = config.tables.iter().map(|t| t.source.to_string()).collect();
-            if recorded != configured {
-                return Err(Error::Blocked(vec![format!(
-                    "the configured tables differ from the ones slot {slot} was started with ({}); adding or removing tables needs a new snapshot: run `pgvshift cleanup --config {}` then `pgvshift run`",
-                    recorded.into_iter().collect::<Vec<_>>().join(", "),
-                    config.path.display()
-                )]));
-            }
-            let inspection = inspect(config, &source, &target, &recorded).await?;
-            if !inspection.slot_exists {
-                return Err(Error::Runtime(format!(
-                    "replication slot {slot} no longer exists on the source, so changes since {} are lost to it: a fresh snapshot is required. Run `pgvshift cleanup --config {}`, empty the target tables, then `pgvshift run`",
-                    p.applied_lsn.unwrap_or_default(),
-                    config.path.display()
-                )));
-            }
-            let start = p.applied_lsn.unwrap_or_default();
-            tracing::info!(slot = %slot, applied = %start, "snapshot already complete: resuming the stream");
-            return stream::stream_changes(
-                config,
-                target_tables(&inspection, &target).await?,
-                start,
-                stop,
-                stats.apply.clone(),
-            )
-            .await;
-        }
-        Some(_) => true,
-        None => false,
-    };
-
-    // The tables an unfinished snapshot was filling (read once; used by the checks and the restart).
-    let previous = if restart {
-        state::load_tables(&target, slot)
-            .await
-            .db(|| "reading pgvshift.tables".into())?
-    } else {
-        Vec::new()
-    };
-    let ours: HashSet<String> = previous.iter().map(|t| t.source_table.clone()).collect();
-    let inspection = inspect(config, &source, &target, &ours).await?;
-    let mut problems = inspection.problems.clone();
-    if inspection.slot_exists && !restart {
-        problems.push(format!(
-            "replication slot {slot} already exists on the source but this configuration has no progress for it on the target; if it is left over from an earlier pgvshift run, remove it with `pgvshift cleanup --config {}` (or SELECT pg_drop_replication_slot('{slot}') on the source)",
-            config.path.display()
-        ));
+    if mode == Mode::Resume {
+        let start = progress.as_ref().and_then(|p| p.applied_lsn).unwrap_or_default();
+        tracing::info!(slot = %slot, applied = %start, "snapshot already complete: resuming the stream");
+        let tables = target_tables(&inspection, &target).await?;
+        drop(source);
+        let applied = stream::stream_changes(config, tables, start, stop, stats.apply.clone()).await?;
+        return guard_outcome(&guard, config, applied);
     }
-    let wanted: Vec<QualifiedName> = {
-        let mut w: Vec<QualifiedName> = config.tables.iter().map(|t| t.source.clone()).collect();
-        w.sort();
-        w
-    };
+
     let created_publication = match &inspection.publication_tables {
         None => true,
-        Some(existing) if *existing == wanted => progress.as_ref().map(|p| p.created_publication).unwrap_or(false),
-        Some(existing) => {
-            problems.push(format!(
-                "publication {} exists on the source with other tables ({}) than the configuration lists ({}); drop it (DROP PUBLICATION {}) or name another publication in [replication]",
-                config.replication.publication,
-                existing.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
-                wanted.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
-                quote_ident(&config.replication.publication)
-            ));
-            false
-        }
+        Some(_) => progress.as_ref().is_some_and(|p| p.created_publication),
     };
-    if !problems.is_empty() {
-        return Err(Error::Blocked(problems));
-    }
+    set_replica_identity(config, &source, &mut inspection).await?;
 
     // From here on, things change. A stop request during the snapshot ends it at once: the
     // next run recognises the unfinished snapshot and starts it over.
     let mut stop_wait = stop.clone();
     let snapshot = snapshot(
         config,
+        opts,
         &source,
         target,
         &inspection,
-        restart,
+        mode == Mode::RestartSnapshot,
         &previous,
         created_publication,
         &stats,
     );
     let (consistent_point, tables) = tokio::select! {
         r = snapshot => r?,
-        _ = stop_wait.wait_for(|s| *s) => {
+        _ = async { let _ = stop_wait.wait_for(|s| *s).await; } => {
+            if let Some(reason) = guard.reason() {
+                // Nothing is lost by dropping the slot now: the snapshot starts over anyway.
+                drop_slot(&source, slot).await?;
+                return Err(Error::Runtime(walguard::explain(&reason, config, true)));
+            }
             tracing::warn!("stopped during the snapshot: the next run starts it over");
             return Ok(Lsn::ZERO);
         }
     };
     drop(source);
-    stream::stream_changes(config, tables, consistent_point, stop, stats.apply.clone()).await
+    let applied = stream::stream_changes(config, tables, consistent_point, stop, stats.apply.clone()).await?;
+    guard_outcome(&guard, config, applied)
+}
+
+/// After the stream stopped: an error if the WAL guard stopped it, else the applied LSN.
+fn guard_outcome(guard: &WalGuard, config: &Config, applied: Lsn) -> Result<Lsn> {
+    match guard.reason() {
+        Some(reason) => Err(Error::Runtime(walguard::explain(&reason, config, false))),
+        None => Ok(applied),
+    }
+}
+
+/// `replica_identity = "full"` tables: ALTER TABLE .. REPLICA IDENTITY FULL on the source (the
+/// one change to the source's tables that pgvshift makes, and only when asked), with a short
+/// lock_timeout so it never queues in front of the application.
+async fn set_replica_identity(config: &Config, source: &Client, inspection: &mut Inspection) -> Result<()> {
+    for (table, map) in inspection.tables.iter_mut() {
+        if !map.config.replica_identity_full || table.replica_identity == ReplicaIdentity::Full {
+            continue;
+        }
+        let was = format!("{:?}", table.replica_identity).to_uppercase();
+        source
+            .batch_execute(&format!(
+                "SET lock_timeout = '{SOURCE_LOCK_TIMEOUT}'; ALTER TABLE {} REPLICA IDENTITY FULL; RESET lock_timeout",
+                table.name.quoted()
+            ))
+            .await
+            .db(|| {
+                format!(
+                    "setting REPLICA IDENTITY FULL on source table {} (replica_identity = \"full\" in {}); if the lock was not granted within {SOURCE_LOCK_TIMEOUT}, another session holds the table: retry when it is quieter",
+                    table.name,
+                    config.path.display()
+                )
+            })?;
+        tracing::warn!(table = %table.name, was = %was, "set REPLICA IDENTITY FULL on the source table as configured (replica_identity = \"full\"); after the cutover you may restore it with ALTER TABLE {} REPLICA IDENTITY DEFAULT", table.name.quoted());
+        table.replica_identity = ReplicaIdentity::Full;
+    }
+    Ok(())
 }
 
 /// Publication, progress row, slot + exported snapshot, target tables, copy, indexes.
@@ -304,6 +163,7 @@ pub async fn run(config: &Config, stop: watch::Receiver<bool>, stats: Arc<RunSta
 #[allow(clippy::too_many_arguments)]
 async fn snapshot(
     config: &Config,
+    opts: Options,
     source: &Client,
     target: Client,
     inspection: &Inspection,
@@ -317,7 +177,7 @@ async fn snapshot(
     let mut exists: Vec<bool> = inspection.target_state.iter().map(|st| st.exists).collect();
     if restart {
         let emptied = previous.len();
-        if inspection.slot_exists {
+        if inspection.slot_exists() {
             drop_slot(source, slot).await?;
         }
         // Tables pgvshift created are dropped and created again, so indexes built before the
@@ -353,14 +213,18 @@ async fn snapshot(
         .db(|| "recording the snapshot start on the target".into())?;
     if inspection.publication_tables.is_none() {
         let list: Vec<String> = config.tables.iter().map(|t| t.source.quoted()).collect();
+        // CREATE PUBLICATION .. FOR TABLE takes SHARE UPDATE EXCLUSIVE on each table for an
+        // instant: reads and writes go on, but it would queue behind (and in front of) VACUUM
+        // or DDL, hence the lock_timeout. The comment lets `cleanup` recognise it later.
         source
             .batch_execute(&format!(
-                "CREATE PUBLICATION {} FOR TABLE {}",
-                quote_ident(&config.replication.publication),
-                list.join(", ")
+                "SET lock_timeout = '{SOURCE_LOCK_TIMEOUT}'; CREATE PUBLICATION {pubname} FOR TABLE {}; COMMENT ON PUBLICATION {pubname} IS {}; RESET lock_timeout",
+                list.join(", "),
+                crate::sql::quote_literal(&state::publication_comment(slot)),
+                pubname = quote_ident(&config.replication.publication),
             ))
             .await
-            .db(|| format!("creating publication {} on the source", config.replication.publication))?;
+            .db(|| format!("creating publication {} on the source (if a lock was not granted within {SOURCE_LOCK_TIMEOUT}, a VACUUM, DDL or long transaction holds one of the tables: retry when it is done)", config.replication.publication))?;
         tracing::info!(publication = %config.replication.publication, "created publication");
     }
 
@@ -374,7 +238,7 @@ async fn snapshot(
     let mut target = target;
     {
         let tx = target.transaction().await.db(|| "starting target DDL".into())?;
-        for ((table, map), &exists) in inspection.tables.iter().zip(&exists) {
+        for (((table, map), &exists), st) in inspection.tables.iter().zip(&exists).zip(&inspection.target_state) {
             let tname = &map.target;
             if let Some(sql) = schema::create_schema_sql(tname) {
                 tx.batch_execute(&sql)
@@ -385,6 +249,19 @@ async fn snapshot(
                 tx.batch_execute(&schema::create_table_sql(map))
                     .await
                     .db(|| format!("creating target table {tname}"))?;
+            } else if opts.truncate_target
+                && st.has_rows()
+                && !previous.iter().any(|p| p.source_table == table.name.to_string())
+            {
+                let removed: i64 = tx
+                    .query_one(&format!("SELECT count(*) FROM {}", tname.quoted()), &[])
+                    .await
+                    .db(|| format!("counting the rows of {tname}"))?
+                    .get(0);
+                tx.batch_execute(&format!("TRUNCATE {}", tname.quoted()))
+                    .await
+                    .db(|| format!("emptying target table {tname} (--truncate-target)"))?;
+                tracing::warn!(table = %tname, rows_removed = removed, "--truncate-target: emptied the target table before the copy");
             }
             state::insert_table(&tx, slot, &table.name.to_string(), &tname.schema, &tname.name, !exists)
                 .await
@@ -485,7 +362,7 @@ async fn build_indexes(config: &Config, target: &Client, table: &Table, map: &Ta
 async fn target_tables(inspection: &Inspection, target: &Client) -> Result<Vec<TargetTable>> {
     let mut out = Vec::new();
     for (_, map) in &inspection.tables {
-        let st = target_table_state(target, &map.target).await?;
+        let st = check::target_table_state(target, &map.target).await?;
         out.push(TargetTable {
             target_columns: st.columns,
             map: map.clone(),

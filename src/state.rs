@@ -36,6 +36,9 @@ pub struct Progress {
     pub consistent_point: Option<Lsn>,
     pub applied_lsn: Option<Lsn>,
     pub last_applied_age_secs: Option<f64>,
+    /// Seconds since the snapshot started (its slot and exported snapshot hold back WAL
+    /// recycling and, while the copy runs, vacuum on the source).
+    pub snapshot_age_secs: Option<f64>,
 }
 
 /// Per-table state row.
@@ -47,6 +50,12 @@ pub struct TableState {
     pub state: String,
     pub rows_copied: i64,
     pub created_table: bool,
+}
+
+/// The comment pgvshift puts on a publication it creates, so `cleanup` can recognise it even
+/// when the target's record of it is gone.
+pub fn publication_comment(slot: &str) -> String {
+    format!("created by pgvshift for slot {slot}")
 }
 
 /// The `application_name` of a run's sessions on the target: `status` looks for it to tell a
@@ -110,7 +119,8 @@ pub async fn load_progress(client: &impl GenericClient, slot: &str) -> Result<Op
     let row = client
         .query_opt(
             "SELECT slot, publication, created_publication, phase, consistent_point::text, applied_lsn::text, \
-                    extract(epoch FROM now() - last_applied_at)::float8 \
+                    extract(epoch FROM now() - last_applied_at)::float8, \
+                    extract(epoch FROM now() - snapshot_started_at)::float8 \
                FROM pgvshift.progress WHERE slot = $1",
             &[&slot],
         )
@@ -127,6 +137,7 @@ pub async fn load_progress(client: &impl GenericClient, slot: &str) -> Result<Op
         consistent_point: r.get::<_, Option<String>>(4).and_then(|s| s.parse().ok()),
         applied_lsn: r.get::<_, Option<String>>(5).and_then(|s| s.parse().ok()),
         last_applied_age_secs: r.get(6),
+        snapshot_age_secs: r.get(7),
     }))
 }
 

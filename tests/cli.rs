@@ -15,7 +15,7 @@ use support::TestEnv;
 const PASSWORD: &str = "s3cretpw";
 
 /// Keys of `status --json`, exactly.
-const STATUS_KEYS: [&str; 9] = [
+const STATUS_KEYS: [&str; 12] = [
     "phase",
     "slot",
     "tables",
@@ -25,6 +25,9 @@ const STATUS_KEYS: [&str; 9] = [
     "lag_bytes",
     "seconds_since_last_applied_commit",
     "slot_active",
+    "retained_wal_bytes",
+    "wal_status",
+    "snapshot_age_secs",
 ];
 
 /// `postgresql://postgres:s3cretpw@127.0.0.1:<port>/<db>`
