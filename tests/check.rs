@@ -13,6 +13,9 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
+/// One finding of `check --json`: (level, check, object, message, fix).
+type Found = (String, String, String, String, String);
+
 /// `pgvshift check --config F [extra]`: (exit code, stdout, stderr).
 fn check(env: &TestEnv, config: &Path, extra: &[&str]) -> (i32, String, String) {
     let mut args = vec!["check", "--config", path_str(config)];
@@ -21,7 +24,7 @@ fn check(env: &TestEnv, config: &Path, extra: &[&str]) -> (i32, String, String) 
 }
 
 /// The findings of `check --json` as (level, check, object, message, fix).
-fn check_json(env: &TestEnv, config: &Path, extra: &[&str]) -> (i32, Vec<(String, String, String, String, String)>) {
+fn check_json(env: &TestEnv, config: &Path, extra: &[&str]) -> (i32, Vec<Found>) {
     let mut args = vec!["--json"];
     args.extend_from_slice(extra);
     let (code, stdout, stderr) = check(env, config, &args);
@@ -44,11 +47,7 @@ fn check_json(env: &TestEnv, config: &Path, extra: &[&str]) -> (i32, Vec<(String
 }
 
 /// The one blocking finding of `check` (by check id) whose object contains `object`.
-fn blocking<'a>(
-    findings: &'a [(String, String, String, String, String)],
-    check: &str,
-    object: &str,
-) -> &'a (String, String, String, String, String) {
+fn blocking<'a>(findings: &'a [Found], check: &str, object: &str) -> &'a Found {
     findings
         .iter()
         .find(|f| f.0 == "blocking" && f.1 == check && f.2.contains(object))
@@ -405,8 +404,8 @@ async fn slot_and_publication_that_are_not_ours() {
     let (code, stdout, stderr) = env.run_binary(&["cleanup", "--config", path_str(&config), "--yes"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("leave replication slot"), "{stdout}");
-    assert_eq!(footprint(&env).0, true, "a foreign slot is never dropped");
-    assert_eq!(footprint(&env).1, true, "an unmarked publication is never dropped");
+    assert!(footprint(&env).0, "a foreign slot is never dropped");
+    assert!(footprint(&env).1, "an unmarked publication is never dropped");
     env.source_value(&format!(
         "SELECT pg_drop_replication_slot('{}'); DROP PUBLICATION {}",
         env.name, env.name
@@ -480,4 +479,55 @@ async fn source_server_settings() {
     let (code, _, stderr) = env.run_binary(&["run", "--config", path_str(&config)]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("wal_level = replica"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_slot_requires_a_fresh_snapshot() {
+    let env = TestEnv::new_private(
+        "chk_lost",
+        "CREATE TABLE items (id int PRIMARY KEY, pad text); INSERT INTO items VALUES (1, 'a');",
+        ClusterOptions::new("source").setting("max_slot_wal_keep_size", "1MB"),
+        ClusterOptions::new("target"),
+    );
+    let config_path = env.write_config(&[("public.items", None)], "");
+    let config = pgvshift::config::Config::load_with_env(&config_path, &|_| None).unwrap();
+    let run = env.spawn_run(config);
+    env.wait_streaming().await;
+    run.stop().await;
+    env.wait_slot_inactive();
+    // While pgvshift is stopped, the source writes far more WAL than max_slot_wal_keep_size and
+    // checkpoints: it invalidates the slot.
+    for _ in 0..4 {
+        env.source_value("INSERT INTO items SELECT g, repeat('x', 500) FROM generate_series(2, 40000) g ON CONFLICT (id) DO UPDATE SET pad = excluded.pad || 'y'; SELECT pg_switch_wal(); CHECKPOINT;");
+    }
+    assert_eq!(
+        env.source_value(&format!(
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '{}'",
+            env.name
+        )),
+        "lost"
+    );
+    let (code, findings) = check_json(&env, &config_path, &[]);
+    assert_eq!(code, 1);
+    let f = blocking(&findings, "slot", &env.name);
+    assert!(
+        f.3.contains("invalidated") && f.3.contains("a fresh snapshot is required"),
+        "{f:?}"
+    );
+    assert!(f.4.contains("cleanup") && f.4.contains("--truncate-target"), "{f:?}");
+    let (code, _, stderr) = env.run_binary(&["run", "--config", path_str(&config_path)]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("a fresh snapshot is required"), "{stderr}");
+    // The fix works as written: cleanup, then run --truncate-target copies afresh.
+    let (code, _, stderr) = env.run_binary(&["cleanup", "--config", path_str(&config_path), "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    let child = env.spawn_binary(&["run", "--config", path_str(&config_path), "--truncate-target"]);
+    env.wait_streaming().await;
+    env.assert_same("items", "id").await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }

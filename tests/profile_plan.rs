@@ -96,7 +96,10 @@ fn plan_translates_schema_and_indexes_for_every_profile() {
         // Engines that are not installed here: the plan is still shown, and the run is blocked
         // up front (instead of failing at the index build after the whole copy).
         if want_code == 1 {
-            assert!(stderr.contains("CREATE EXTENSION"), "{keys}: the fix installs the engine:\n{stderr}");
+            assert!(
+                stderr.contains("CREATE EXTENSION"),
+                "{keys}: the fix installs the engine:\n{stderr}"
+            );
         }
     }
     // plan changed nothing anywhere.

@@ -73,10 +73,7 @@ async fn replica_identity_full_gives_up_instead_of_queueing_behind_a_reader() {
     // A long read transaction holds ACCESS SHARE. ALTER TABLE .. REPLICA IDENTITY FULL needs
     // ACCESS EXCLUSIVE: queued, it would block every later query of the application.
     let reader = env.source_client().await;
-    reader
-        .batch_execute("BEGIN; SELECT count(*) FROM notes")
-        .await
-        .unwrap();
+    reader.batch_execute("BEGIN; SELECT count(*) FROM notes").await.unwrap();
     let path = env.write_config_with(&[("public.notes", "replica_identity = \"full\"")], "");
     let config = pgvshift::config::Config::load_with_env(&path, &|_| None).unwrap();
     let started = Instant::now();
@@ -95,7 +92,10 @@ async fn replica_identity_full_gives_up_instead_of_queueing_behind_a_reader() {
     );
     assert!(started.elapsed() < Duration::from_secs(60));
     reader.batch_execute("COMMIT").await.unwrap();
-    assert_eq!(env.source_value("SELECT relreplident FROM pg_class WHERE relname = 'notes'"), "d");
+    assert_eq!(
+        env.source_value("SELECT relreplident FROM pg_class WHERE relname = 'notes'"),
+        "d"
+    );
     assert_eq!(footprint(&env), (false, false, false), "nothing was created");
 }
 
@@ -142,11 +142,14 @@ async fn retained_wal_past_the_limit_stops_streaming_and_run_resumes_later() {
         status["retained_wal_bytes"].as_i64().unwrap() > 4 << 20,
         "status shows the retained WAL: {status}"
     );
-    assert_eq!(footprint(&env).0, true, "the slot is kept so that run can resume");
+    assert!(footprint(&env).0, "the slot is kept so that run can resume");
 
     // Once the transaction ends and the limit is raised, run resumes and nothing is lost.
     open.batch_execute("COMMIT").await.unwrap();
-    let raised = env.write_config(&[("public.items", None), ("public.filler", None)], "max_retained_wal = \"1GB\"");
+    let raised = env.write_config(
+        &[("public.items", None), ("public.filler", None)],
+        "max_retained_wal = \"1GB\"",
+    );
     let run = env.spawn_run(pgvshift::config::Config::load_with_env(&raised, &|_| None).unwrap());
     env.wait_caught_up().await;
     env.assert_same("items", "id").await;
@@ -175,8 +178,20 @@ async fn crash_during_snapshot(env: &TestEnv, config: &std::path::Path) {
             break;
         }
         assert!(Instant::now() < deadline, "the snapshot never started");
-        assert!(child.try_wait().unwrap().is_none(), "run ended before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run ended before it could be killed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // While it runs, status shows how long the snapshot has been holding back the source.
+    let (code, stdout, stderr) = env.run_binary(&["status", "--config", path_str(config), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    if status["phase"] == "snapshot" {
+        assert!(status["snapshot_age_secs"].as_f64().is_some(), "{status}");
+    } else {
+        assert_eq!(status["phase"], "streaming", "{status}");
     }
     std::process::Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
@@ -196,10 +211,18 @@ async fn cleanup_after_a_crash_during_the_snapshot_leaves_no_slot() {
     let env = TestEnv::new("prot_crash", BIG_TABLE);
     let config = env.write_config(&[("public.items", None)], "");
     crash_during_snapshot(&env, &config).await;
-    assert_eq!(footprint(&env), (true, true, true), "the crash left slot, publication and state");
+    assert_eq!(
+        footprint(&env),
+        (true, true, true),
+        "the crash left slot, publication and state"
+    );
     let (code, stdout, stderr) = env.run_binary(&["cleanup", "--config", path_str(&config), "--yes"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert_eq!(footprint(&env), (false, false, false), "cleanup removed everything:\n{stdout}");
+    assert_eq!(
+        footprint(&env),
+        (false, false, false),
+        "cleanup removed everything:\n{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,7 +234,10 @@ async fn cleanup_finds_a_crashed_runs_slot_and_publication_without_target_state(
     env.target_value("DROP SCHEMA pgvshift CASCADE; DROP TABLE IF EXISTS items");
     let (code, stdout, stderr) = env.run_binary(&["check", "--config", path_str(&config)]);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(stdout.contains("the target has no progress for it") && stdout.contains("pgvshift cleanup --config"), "{stdout}");
+    assert!(
+        stdout.contains("the target has no progress for it") && stdout.contains("pgvshift cleanup --config"),
+        "{stdout}"
+    );
     let (code, stdout, stderr) = env.run_binary(&["cleanup", "--config", path_str(&config), "--yes"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("left over from an earlier run"), "{stdout}");
