@@ -130,6 +130,11 @@ pub struct ApplyStats {
     pub truncates: AtomicU64,
     pub transactions: AtomicU64,
     pub skipped_transactions: AtomicU64,
+    /// The position the target has committed (`pgvshift.progress.applied_lsn`, as an
+    /// [`Lsn`]'s u64): where a new stream would resume. 0 until a stream has started.
+    pub applied_lsn: AtomicU64,
+    /// Target commits of changes or idle positions (a sign that streaming works).
+    pub target_commits: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -199,6 +204,7 @@ impl Applier {
             .prepare(state::ADVANCE_SQL)
             .await
             .db(|| "preparing the progress update".into())?;
+        stats.applied_lsn.fetch_max(applied_lsn.0, Ordering::Relaxed);
         Ok(Applier {
             client: Arc::new(client),
             slot: slot.to_string(),
@@ -301,6 +307,7 @@ impl Applier {
         self.in_target_txn = false;
         self.batch_changes = 0;
         self.applied_lsn = end_lsn;
+        self.committed(end_lsn);
         Ok(Some(end_lsn))
     }
 
@@ -334,7 +341,13 @@ impl Applier {
             .await
             .db(|| "recording an idle position on the target".into())?;
         self.applied_lsn = lsn;
+        self.committed(lsn);
         Ok(true)
+    }
+
+    fn committed(&self, lsn: Lsn) {
+        self.stats.applied_lsn.fetch_max(lsn.0, Ordering::Relaxed);
+        self.stats.target_commits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Handle one decoded pgoutput message (not Begin/Commit, which come through

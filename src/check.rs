@@ -1242,18 +1242,6 @@ fn check_slot_and_publication(
                 )
                 .fix("choose another [replication] slot name; do not drop a slot you did not create"),
             );
-        } else if let Some(pid) = s.active_pid {
-            f.push(
-                Finding::new(
-                    Level::Blocking,
-                    "slot",
-                    &object,
-                    format!(
-                        "is in use by the source backend pid {pid} (another `pgvshift run` of this configuration?)"
-                    ),
-                )
-                .fix("stop the other run first (SIGTERM), or use another slot name"),
-            );
         } else if mode == Mode::Fresh {
             f.push(
                 Finding::new(
@@ -1277,6 +1265,17 @@ fn check_slot_and_publication(
                 )
                 .fix(format!("{cleanup} --yes, then `pgvshift run --config {} --truncate-target` to copy again", config.path.display())),
             );
+        } else if let Some(pid) = s.active_pid {
+            // Another run of this configuration, or our own previous session that the server
+            // has not noticed is gone yet (after a lost connection): starting the stream waits
+            // up to 60 s for it to be released, and the target's slot lock keeps two appliers
+            // from ever running at once.
+            f.push(Finding::new(
+                Level::Warning,
+                "slot",
+                &object,
+                format!("is in use by the source backend pid {pid}: run waits up to 60 s for it to be released (stop any other `pgvshift run` of this configuration)"),
+            ));
         } else if let Some(bytes) = s.retained_bytes {
             let level = match config.replication.warn_retained_wal {
                 Some(w) if bytes as u64 > w => Level::Warning,

@@ -31,6 +31,10 @@ pub const DEFAULT_BATCH_MAX_CHANGES: usize = 5000;
 pub const DEFAULT_STATUS_INTERVAL_SECS: u64 = 1;
 /// Upper bound for `replication.status_interval_secs`.
 pub const MAX_STATUS_INTERVAL_SECS: u64 = 3600;
+/// Default for `replication.max_retry_duration_secs`.
+pub const DEFAULT_MAX_RETRY_DURATION_SECS: u64 = 300;
+/// Upper bound for `replication.max_retry_duration_secs` (one week).
+pub const MAX_MAX_RETRY_DURATION_SECS: u64 = 7 * 24 * 3600;
 /// Default for `snapshot.workers`.
 pub const DEFAULT_WORKERS: usize = 2;
 /// Upper bound for `snapshot.workers`.
@@ -133,6 +137,9 @@ pub struct ReplicationSettings {
     /// Stop once the slot retains more WAL than this many bytes (`max_retained_wal`; default
     /// None = no limit). See docs/operations.md on what stopping does and does not release.
     pub max_retained_wal: Option<u64>,
+    /// How long `run` keeps reconnecting after losing the source or the target before it gives
+    /// up; zero gives up at the first lost connection.
+    pub max_retry_duration: Duration,
 }
 
 /// Default for `replication.warn_retained_wal`: 1 GB.
@@ -330,6 +337,7 @@ struct RawReplication {
     status_interval_secs: Option<Spanned<i64>>,
     warn_retained_wal: Option<Spanned<String>>,
     max_retained_wal: Option<Spanned<String>>,
+    max_retry_duration_secs: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -636,6 +644,14 @@ fn validate_replication(ctx: &Ctx<'_>, raw: RawReplication) -> Result<Replicatio
         Some(DEFAULT_WARN_RETAINED_WAL),
     )?;
     let max_retained_wal = wal_size("replication.max_retained_wal", raw.max_retained_wal, None)?;
+    let retry_secs = int_in_range(
+        ctx,
+        "replication.max_retry_duration_secs",
+        raw.max_retry_duration_secs,
+        DEFAULT_MAX_RETRY_DURATION_SECS,
+        0..=MAX_MAX_RETRY_DURATION_SECS,
+        "seconds to keep reconnecting after losing the source or target; 0 never reconnects",
+    )?;
     Ok(ReplicationSettings {
         slot,
         publication,
@@ -643,6 +659,7 @@ fn validate_replication(ctx: &Ctx<'_>, raw: RawReplication) -> Result<Replicatio
         status_interval: Duration::from_secs(status_secs),
         warn_retained_wal,
         max_retained_wal,
+        max_retry_duration: Duration::from_secs(retry_secs),
     })
 }
 
@@ -1723,6 +1740,7 @@ source = "public.items"
         assert_eq!(c.replication.publication, "pgvshift");
         assert_eq!(c.replication.batch_max_changes, DEFAULT_BATCH_MAX_CHANGES);
         assert_eq!(c.replication.status_interval, Duration::from_secs(1));
+        assert_eq!(c.replication.max_retry_duration, Duration::from_secs(300));
         assert_eq!(c.snapshot.workers, 2);
         assert_eq!(
             c.tables,
@@ -1760,6 +1778,7 @@ slot = "s_1"
 publication = "p2"
 batch_max_changes = 1
 status_interval_secs = 3
+max_retry_duration_secs = 0
 [snapshot]
 workers = 64
 [[tables]]
@@ -1771,6 +1790,7 @@ source = "\"Sch\".t"
         let c = parse(text, &no_env).unwrap();
         assert_eq!(c.replication.batch_max_changes, 1);
         assert_eq!(c.replication.status_interval, Duration::from_secs(3));
+        assert_eq!(c.replication.max_retry_duration, Duration::ZERO);
         assert_eq!(c.snapshot.workers, 64);
         assert_eq!(c.tables[0].source, QualifiedName::new("public", "items"));
         assert_eq!(c.tables[0].target, QualifiedName::new("archive", "Items"));
@@ -2226,6 +2246,8 @@ db1.example.com:5432:app:frank:
             ("batch zero", base(&format!("{ok_repl}\nbatch_max_changes = 0"), one_table), "replication.batch_max_changes", vec!["at least 1", ":8:21:"]),
             ("batch negative", base(&format!("{ok_repl}\nbatch_max_changes = -5"), one_table), "replication.batch_max_changes", vec!["-5"]),
             ("status zero", base(&format!("{ok_repl}\nstatus_interval_secs = 0"), one_table), "replication.status_interval_secs", vec!["between 1 and 3600"]),
+            ("retry negative", base(&format!("{ok_repl}\nmax_retry_duration_secs = -1"), one_table), "replication.max_retry_duration_secs", vec!["-1", "between 0 and 604800", "0 never reconnects", "default 300"]),
+            ("retry too long", base(&format!("{ok_repl}\nmax_retry_duration_secs = 604801"), one_table), "replication.max_retry_duration_secs", vec!["604801", "between 0 and 604800"]),
             ("workers zero", base(ok_repl, &format!("[snapshot]\nworkers = 0\n{one_table}")), "snapshot.workers", vec!["between 1 and 64"]),
             ("workers too many", base(ok_repl, &format!("[snapshot]\nworkers = 65\n{one_table}")), "snapshot.workers", vec!["65", "between 1 and 64"]),
             ("no tables", base(ok_repl, ""), "tables", vec!["at least one", "[[tables]]"]),

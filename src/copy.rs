@@ -20,7 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use crate::catalog::Table;
 use crate::config::Config;
 use crate::copyframe::Transcoder;
-use crate::error::{DbContext, Error, Result};
+use crate::error::{DbContext, Error, Result, SNAPSHOT_SESSION_LOST};
 use crate::mapping::TableMap;
 use crate::pg::{connect, Side};
 use crate::sql::{quote_ident, quote_literal, QualifiedName};
@@ -90,7 +90,7 @@ pub async fn copy_tables(
                 quote_literal(&snapshot)
             ))
             .await
-            .db(|| format!("importing the slot's exported snapshot {snapshot} on the source"))?;
+            .map_err(|e| import_error(e, &snapshot))?;
             let mut tgt = connect(&target, Side::Target).await?;
             let mut done = Vec::new();
             loop {
@@ -122,6 +122,23 @@ pub async fn copy_tables(
     match first_error {
         Some(e) => Err(e),
         None => Ok(all),
+    }
+}
+
+/// A snapshot that cannot be imported (22023 invalid_parameter_value, "invalid snapshot
+/// identifier") no longer exists: the slot's session that exported it is gone, which only a
+/// lost connection does (pgvshift keeps it open and idle until the copy is done). Reported as
+/// such, so that `run` reconnects and starts the snapshot over.
+fn import_error(e: tokio_postgres::Error, snapshot: &str) -> Error {
+    if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) {
+        return Error::Runtime(format!(
+            "{SNAPSHOT_SESSION_LOST} (importing snapshot {snapshot} on the source: {})",
+            crate::pg::describe(&e)
+        ));
+    }
+    Error::Db {
+        context: format!("importing the slot's exported snapshot {snapshot} on the source"),
+        source: e,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod pg;
 pub mod pgoutput;
 pub mod profile;
 pub mod replication;
+pub mod retry;
 pub mod run;
 pub mod schema;
 pub mod sql;

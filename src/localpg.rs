@@ -425,6 +425,39 @@ impl LocalCluster {
             bail!("cluster {} is stopped", self.name);
         }
         self.pg_ctl_stop(Duration::from_secs(90))?;
+        self.start_on_same_port()?;
+        tracing::info!(cluster = %self.name, port = self.port, "local PostgreSQL cluster restarted");
+        Ok(())
+    }
+
+    /// Shuts the server down (fast shutdown, escalating if needed) but keeps its data
+    /// directory and port, for [`LocalCluster::start_stopped_server`]: a server that is down
+    /// for a while. Succeeds if it is not running.
+    pub fn stop_server(&self) -> Result<()> {
+        let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+        if self.stopped {
+            bail!("cluster {} is stopped", self.name);
+        }
+        self.pg_ctl_stop(Duration::from_secs(90))?;
+        tracing::info!(cluster = %self.name, port = self.port, "local PostgreSQL server shut down (data kept)");
+        Ok(())
+    }
+
+    /// Starts a server shut down by [`LocalCluster::stop_server`] again, with its data, on the
+    /// same port, and waits until it accepts connections.
+    pub fn start_stopped_server(&self) -> Result<()> {
+        let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+        if self.stopped {
+            bail!("cluster {} is stopped", self.name);
+        }
+        self.start_on_same_port()?;
+        tracing::info!(cluster = %self.name, port = self.port, "local PostgreSQL server started again");
+        Ok(())
+    }
+
+    /// `pg_ctl start` on the configured port (retrying while the port is briefly taken), then
+    /// wait until the server accepts connections.
+    fn start_on_same_port(&self) -> Result<()> {
         let deadline = Instant::now() + RESTART_PORT_WAIT;
         loop {
             match self.pg_ctl_start() {
@@ -443,9 +476,7 @@ impl LocalCluster {
                 Err(StartError::Other(e)) => return Err(e),
             }
         }
-        self.wait_ready(Instant::now() + READY_TIMEOUT)?;
-        tracing::info!(cluster = %self.name, port = self.port, "local PostgreSQL cluster restarted");
-        Ok(())
+        self.wait_ready(Instant::now() + READY_TIMEOUT)
     }
 
     /// Stops the server (fast shutdown, escalating if needed) and removes its directory.

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::apply::{Applier, ApplyStats, TargetTable};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SOURCE_ENDED_STREAM};
 use crate::pg::{connect, Side};
 use crate::pgoutput;
 use crate::replication::{Event, Stream};
@@ -116,7 +116,7 @@ pub async fn stream_changes(
             },
         };
         let Some(event) = event else {
-            return Err(Error::Runtime("the source ended the replication stream".into()));
+            return Err(Error::Runtime(SOURCE_ENDED_STREAM.into()));
         };
         match event {
             Event::Begin { final_lsn, xid, .. } => {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod logs;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
