@@ -1,6 +1,7 @@
 //! The library's error type. Each variant maps to one CLI exit code (see [`Error::exit_code`]).
 
 use crate::config::ConfigError;
+use crate::pg::Side;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,6 +20,19 @@ pub enum Error {
         context: String,
         #[source]
         source: tokio_postgres::Error,
+    },
+    /// A connection (SQL or replication) could not be opened: exit code 3. One line naming the
+    /// database (URL redacted), the cause, and a concrete fix in parentheses; built by
+    /// `crate::connect_error`.
+    #[error("cannot {} {redacted_url}: {cause} ({fix})", connect_phrase(*.side, *.replication))]
+    Connect {
+        /// `None` for a bare URL (demo, tests).
+        side: Option<Side>,
+        /// The replication (walsender) connection rather than a SQL one.
+        replication: bool,
+        redacted_url: String,
+        cause: String,
+        fix: String,
     },
     /// The replication connection failed: exit code 3.
     #[error("{context}: {source}")]
@@ -39,6 +53,15 @@ impl Error {
             Error::Config(_) | Error::Usage(_) => 2,
             _ => 3,
         }
+    }
+}
+
+fn connect_phrase(side: Option<Side>, replication: bool) -> String {
+    match (side, replication) {
+        (Some(side), false) => format!("connect to the {side}"),
+        (Some(side), true) => format!("open a replication connection to the {side}"),
+        (None, false) => "connect to".into(),
+        (None, true) => "open a replication connection to".into(),
     }
 }
 

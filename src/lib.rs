@@ -6,6 +6,7 @@ pub mod bench;
 pub mod catalog;
 pub mod commands;
 pub mod config;
+pub mod connect_error;
 pub mod copy;
 pub mod copyframe;
 pub mod demo;
