@@ -24,6 +24,7 @@ pub mod schema;
 pub mod sql;
 pub mod state;
 pub mod stream;
+pub mod tls;
 pub mod translate;
 
 pub use lsn::Lsn;
