@@ -22,10 +22,7 @@ const DIMS: u32 = 768;
 async fn start_cluster(name: &str) -> Result<LocalCluster> {
     let name = name.to_string();
     tokio::task::spawn_blocking(move || {
-        LocalCluster::start(ClusterOptions {
-            name: name.clone(),
-            extra_settings: Vec::new(),
-        })
+        LocalCluster::start(ClusterOptions::new(name.clone()))
     })
     .await
     .map_err(|e| Error::Runtime(format!("starting a throwaway cluster: {e}")))?
