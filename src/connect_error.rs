@@ -207,7 +207,7 @@ fn explain(failure: &Failure, ep: &Endpoint, replication: bool, url_name: &str) 
             format!("the server does not offer TLS, and sslmode={} requires it", ep.tls.mode),
             "enable ssl on the server: ssl = on, with ssl_cert_file and ssl_key_file; or use sslmode=prefer to connect without TLS if the network is trusted".into(),
         ),
-        Failure::Certificate(text) => certificate(text, ep, url_name),
+        Failure::Certificate(text) => certificate(text, ep, replication, url_name),
         Failure::Handshake(text) => (
             format!("TLS handshake failed with {tls}: {text}"),
             "check the server's ssl settings; pgvshift speaks TLS 1.2 and 1.3".into(),
@@ -217,17 +217,33 @@ fn explain(failure: &Failure, ep: &Endpoint, replication: bool, url_name: &str) 
     }
 }
 
-fn certificate(text: &str, ep: &Endpoint, url_name: &str) -> (String, String) {
+fn certificate(text: &str, ep: &Endpoint, replication: bool, url_name: &str) -> (String, String) {
     let host = &ep.host;
     let roots = match &ep.tls.root_cert {
         Some(RootCert::System) => "the public certificate authorities (sslrootcert=system)".to_string(),
-        Some(RootCert::File { path, .. }) => format!("sslrootcert {}", path.display()),
-        None => "sslrootcert".to_string(),
+        Some(RootCert::File { .. }) | None => "the sslrootcert file".to_string(),
     };
     let (problem, fix) = if text.contains("UnknownIssuer") {
         (
             format!("unknown issuer: it was not signed by a certificate in {roots}"),
             "set sslrootcert to the CA certificate that signed the server's certificate, or to the server's certificate itself if it is self-signed".to_string(),
+        )
+    } else if text.contains("BadSignature") {
+        // webpki found a root with the name of the certificate's issuer, but not its key.
+        (
+            format!("bad signature: a certificate in {roots} has the name of its issuer but did not sign it"),
+            "set sslrootcert to the CA certificate that signed the server's certificate, or to the server's certificate itself if it is self-signed".to_string(),
+        )
+    } else if (text.contains("not valid for name") || text.contains("NotValidForName"))
+        && replication
+        && !ep.tls.verifies_host_name()
+    {
+        // pgwire-replication 0.5.0's verify-ca lets only rustls' old `NotValidForName` error
+        // through; the rustls in this build reports `NotValidForNameContext`, so the
+        // replication connection checks the name even with verify-ca.
+        (
+            format!("name mismatch: it is not valid for host {host}, and the replication client checks the name even with sslmode={}; {text}", ep.tls.mode),
+            format!("connect to a host name the certificate names, in {url_name}; the SQL connections do honour sslmode=verify-ca"),
         )
     } else if text.contains("not valid for name") || text.contains("NotValidForName") {
         (
@@ -271,12 +287,8 @@ fn server(
 ) -> (String, String) {
     let user = &ep.user;
     let hba_line = |ssl: &str| {
-        let (db, method) = if replication {
-            ("replication", "scram-sha-256")
-        } else {
-            (ep.dbname.as_str(), "scram-sha-256")
-        };
-        format!("add a line like `{ssl} {db} {user} <client address>/32 {method}` to the server's pg_hba.conf and reload it")
+        let db = if replication { "replication" } else { ep.dbname.as_str() };
+        format!("add a line like `{ssl} {db} {user} <client address>/32 scram-sha-256` to the server's pg_hba.conf and reload it")
     };
     let cause = message.to_string();
     let fix = match code {
@@ -295,11 +307,10 @@ fn server(
                 )
             }
         },
-        "28000" if message.contains("SSL encryption") || message.contains("GSS encryption") => format!(
-            "the server's pg_hba.conf has no line for encrypted connections of this user: {}; or set sslmode=disable in {url_name} if the network is trusted",
-            hba_line("hostssl")
-        ),
-        "28000" if message.starts_with("no pg_hba.conf entry") => hba_line("host"),
+        // "..., SSL encryption": the connection used TLS, so a hostssl line would match it.
+        "28000" if message.starts_with("no pg_hba.conf entry") => {
+            hba_line(if message.contains("SSL encryption") { "hostssl" } else { "host" })
+        }
         "28000" if message.contains("rejects connection") => {
             "the server's pg_hba.conf rejects this connection on purpose: ask its administrator".into()
         }
@@ -395,12 +406,13 @@ mod tests {
             }),
         };
         let cases = [
-            ("UnknownIssuer", "unknown issuer: it was not signed by a certificate in sslrootcert /etc/pgvshift/root.crt"),
+            ("UnknownIssuer", "unknown issuer: it was not signed by a certificate in the sslrootcert file ("),
             (
                 "certificate not valid for name \"10.1.2.3\"; certificate is only valid for DnsName(\"localhost\")",
                 "name mismatch: it is not valid for host 10.1.2.3",
             ),
             ("Other(OtherError(CaUsedAsEndEntity))", "CA:FALSE"),
+            ("BadSignature", "bad signature: a certificate in the sslrootcert file has the name"),
             ("certificate expired: verification time 2 (UNIX), but certificate is not valid after 1 (1 seconds ago)", "renew"),
         ];
         for (text, want) in cases {
