@@ -96,13 +96,9 @@ impl Endpoint {
     /// An endpoint from a URL alone (demo, bench, tests), resolved like a configured one
     /// (TLS parameters, password lookup) with the process environment.
     pub fn from_url(url: &str) -> Result<Endpoint, ConfigError> {
-        resolve_endpoint(
-            "url",
-            url,
-            Path::new(""),
-            "connection URL".into(),
-            &|name| std::env::var(name).ok(),
-        )
+        resolve_endpoint("url", url, Path::new(""), "connection URL".into(), &|name| {
+            std::env::var(name).ok()
+        })
     }
 
     /// True when `host` is a unix socket directory rather than a TCP host.
@@ -1030,17 +1026,17 @@ fn tls_settings(sslmode: Option<&str>, sslrootcert: Option<&str>, host: &str) ->
     let mode = match sslmode {
         None => None,
         Some(v) => Some(SslMode::parse(v).ok_or_else(|| {
-            format!("query parameter sslmode={v:?} is invalid: expected disable, prefer, require, verify-ca or verify-full")
+            format!(
+                "query parameter sslmode={v:?} is invalid: expected disable, prefer, require, verify-ca or verify-full"
+            )
         })?),
     };
     let root_cert = match sslrootcert {
         None => None,
-        Some("") => {
-            return Err(
-                "sslrootcert is empty: give the path of a PEM file holding the CA certificate(s), or sslrootcert=system"
-                    .into(),
-            )
-        }
+        Some("") => return Err(
+            "sslrootcert is empty: give the path of a PEM file holding the CA certificate(s), or sslrootcert=system"
+                .into(),
+        ),
         Some("system") => Some(RootCert::System),
         Some(path) => Some(read_root_certs(Path::new(path))?),
     };
@@ -1778,12 +1774,42 @@ Qy9zdvPEy3AQ58gvkytQaYgCaLY=
             ("?sslmode=prefer", SslMode::Prefer, false, false, PgSslMode::Prefer),
             ("?sslmode=require", SslMode::Require, false, false, PgSslMode::Require),
             // libpq: require with a root certificate verifies the chain like verify-ca
-            (&*format!("?sslmode=require&sslrootcert={cert}"), SslMode::Require, true, false, PgSslMode::Require),
-            (&*format!("?sslmode=verify-ca&sslrootcert={cert}"), SslMode::VerifyCa, true, false, PgSslMode::Require),
-            (&*format!("?sslrootcert={cert}&sslmode=verify-full"), SslMode::VerifyFull, true, true, PgSslMode::Require),
+            (
+                &*format!("?sslmode=require&sslrootcert={cert}"),
+                SslMode::Require,
+                true,
+                false,
+                PgSslMode::Require,
+            ),
+            (
+                &*format!("?sslmode=verify-ca&sslrootcert={cert}"),
+                SslMode::VerifyCa,
+                true,
+                false,
+                PgSslMode::Require,
+            ),
+            (
+                &*format!("?sslrootcert={cert}&sslmode=verify-full"),
+                SslMode::VerifyFull,
+                true,
+                true,
+                PgSslMode::Require,
+            ),
             // libpq 16: sslrootcert=system makes verify-full the default
-            ("?sslrootcert=system", SslMode::VerifyFull, true, true, PgSslMode::Require),
-            ("?sslmode=verify-full&sslrootcert=system", SslMode::VerifyFull, true, true, PgSslMode::Require),
+            (
+                "?sslrootcert=system",
+                SslMode::VerifyFull,
+                true,
+                true,
+                PgSslMode::Require,
+            ),
+            (
+                "?sslmode=verify-full&sslrootcert=system",
+                SslMode::VerifyFull,
+                true,
+                true,
+                PgSslMode::Require,
+            ),
         ];
         for (query, mode, chain, name, pg_mode) in cases {
             let url = format!("postgresql://u@db.example.com/d{query}");
@@ -1794,7 +1820,11 @@ Qy9zdvPEy3AQ58gvkytQaYgCaLY=
             assert_eq!(ep.pg.get_ssl_mode(), pg_mode, "{url}");
             assert_eq!(ep.tls.requires_tls(), pg_mode == PgSslMode::Require, "{url}");
         }
-        let ep = resolve(&format!("postgresql://u@h/d?sslmode=verify-full&sslrootcert={}", two.display())).unwrap();
+        let ep = resolve(&format!(
+            "postgresql://u@h/d?sslmode=verify-full&sslrootcert={}",
+            two.display()
+        ))
+        .unwrap();
         match &ep.tls.root_cert {
             Some(RootCert::File { path, roots }) => {
                 assert_eq!(path, &two);
@@ -1811,16 +1841,37 @@ Qy9zdvPEy3AQ58gvkytQaYgCaLY=
         assert_eq!(ep.pg.get_ssl_mode(), PgSslMode::Disable);
 
         let missing = dir.0.join("nope.crt");
-        let not_pem = dir.file("key.pem", "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n", 0o644);
-        let garbage = dir.file("garbage.crt", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", 0o644);
+        let not_pem = dir.file(
+            "key.pem",
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+            0o644,
+        );
+        let garbage = dir.file(
+            "garbage.crt",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            0o644,
+        );
         // (query, fragments of the error)
         let errors: Vec<(String, Vec<String>)> = vec![
-            ("?sslmode=verify_full".into(), vec!["sslmode=\"verify_full\" is invalid".into(), "verify-full".into()]),
-            ("?sslmode=verify-full".into(), vec!["sslmode=verify-full needs".into(), "sslrootcert=".into(), "sslrootcert=system".into()]),
+            (
+                "?sslmode=verify_full".into(),
+                vec!["sslmode=\"verify_full\" is invalid".into(), "verify-full".into()],
+            ),
+            (
+                "?sslmode=verify-full".into(),
+                vec![
+                    "sslmode=verify-full needs".into(),
+                    "sslrootcert=".into(),
+                    "sslrootcert=system".into(),
+                ],
+            ),
             ("?sslmode=verify-ca".into(), vec!["sslmode=verify-ca needs".into()]),
             (
                 format!("?sslmode=verify-full&sslrootcert={}", missing.display()),
-                vec![format!("cannot read sslrootcert file {}", missing.display()), "No such file".into()],
+                vec![
+                    format!("cannot read sslrootcert file {}", missing.display()),
+                    "No such file".into(),
+                ],
             ),
             (
                 format!("?sslmode=verify-full&sslrootcert={}", dir.0.display()),
@@ -1834,11 +1885,26 @@ Qy9zdvPEy3AQ58gvkytQaYgCaLY=
                 format!("?sslmode=require&sslrootcert={}", garbage.display()),
                 vec![format!("sslrootcert file {}", garbage.display())],
             ),
-            ("?sslmode=verify-full&sslrootcert=".into(), vec!["sslrootcert is empty".into()]),
-            ("?sslmode=require&sslrootcert=system".into(), vec!["weak sslmode=require".into(), "use sslmode=verify-full".into()]),
-            ("?sslmode=verify-ca&sslrootcert=system".into(), vec!["weak sslmode=verify-ca".into()]),
-            (format!("?sslrootcert={cert}"), vec!["has no effect with sslmode=prefer".into(), "sslmode=verify-full".into()]),
-            (format!("?sslmode=disable&sslrootcert={cert}"), vec!["has no effect with sslmode=disable".into()]),
+            (
+                "?sslmode=verify-full&sslrootcert=".into(),
+                vec!["sslrootcert is empty".into()],
+            ),
+            (
+                "?sslmode=require&sslrootcert=system".into(),
+                vec!["weak sslmode=require".into(), "use sslmode=verify-full".into()],
+            ),
+            (
+                "?sslmode=verify-ca&sslrootcert=system".into(),
+                vec!["weak sslmode=verify-ca".into()],
+            ),
+            (
+                format!("?sslrootcert={cert}"),
+                vec!["has no effect with sslmode=prefer".into(), "sslmode=verify-full".into()],
+            ),
+            (
+                format!("?sslmode=disable&sslrootcert={cert}"),
+                vec!["has no effect with sslmode=disable".into()],
+            ),
             ("?sslmode=bad&password=pw".into(), vec!["is invalid".into()]),
         ];
         for (query, fragments) in errors {
@@ -2088,7 +2154,10 @@ source = "\"Sch\".t"
                 "unknown query parameter `hostaddr`",
             ),
             ("postgresql://u@h/d?sslmode", "`sslmode` has no value"),
-            ("postgresql://u@h/d?sslmode=allow", "expected disable, prefer, require, verify-ca or verify-full"),
+            (
+                "postgresql://u@h/d?sslmode=allow",
+                "expected disable, prefer, require, verify-ca or verify-full",
+            ),
             ("postgresql://u@h/d?connect_timeout=x", "connect_timeout"),
             ("postgresql://u@h:0/d", "port"),
             ("postgresql://u@h:70000/d", "invalid port"),

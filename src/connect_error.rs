@@ -22,7 +22,10 @@ enum Failure {
     /// Another network error.
     Io(String),
     /// An error from the server (during the startup or authentication).
-    Server { code: String, message: String },
+    Server {
+        code: String,
+        message: String,
+    },
     /// `sslmode` needs TLS, and the server answered the SSLRequest with 'N'.
     TlsNotOffered,
     /// The server's certificate was rejected; rustls' description.
@@ -251,7 +254,10 @@ fn certificate(text: &str, ep: &Endpoint, replication: bool, url_name: &str) -> 
             format!("connect to a host name the certificate names, in {url_name}, or use sslmode=verify-ca to check the chain but not the name"),
         )
     } else if text.contains("expired") || text.contains("Expired") {
-        (format!("it has expired: {text}"), "renew the server's certificate".to_string())
+        (
+            format!("it has expired: {text}"),
+            "renew the server's certificate".to_string(),
+        )
     } else if text.contains("not valid yet") || text.contains("NotValidYet") {
         (
             format!("it is not valid yet: {text}"),
@@ -323,7 +329,11 @@ fn server(
         c if c.starts_with("28") => format!("check the user and password in {url_name} and the server's pg_hba.conf"),
         _ => "see the server log for details".into(),
     };
-    let cause = if code.is_empty() { cause } else { format!("{cause} [SQLSTATE {code}]") };
+    let cause = if code.is_empty() {
+        cause
+    } else {
+        format!("{cause} [SQLSTATE {code}]")
+    };
     (cause, fix)
 }
 
@@ -356,8 +366,14 @@ mod tests {
                 message: "no pg_hba.conf entry for replication connection from host \"10.0.0.1\", user \"alice\", no encryption".into(),
             },
         );
-        assert!(m.starts_with("cannot open a replication connection to the source postgresql://alice:***@"), "{m}");
-        assert!(m.contains("accepts only TLS") && m.contains("set sslmode=require"), "{m}");
+        assert!(
+            m.starts_with("cannot open a replication connection to the source postgresql://alice:***@"),
+            "{m}"
+        );
+        assert!(
+            m.contains("accepts only TLS") && m.contains("set sslmode=require"),
+            "{m}"
+        );
         assert!(m.contains("in the source URL"), "{m}");
         let m = message(
             url,
@@ -368,7 +384,10 @@ mod tests {
                 message: "password authentication failed for user \"alice\"".into(),
             },
         );
-        assert!(m.contains("check the password of user alice") && m.contains("from the target URL"), "{m}");
+        assert!(
+            m.contains("check the password of user alice") && m.contains("from the target URL"),
+            "{m}"
+        );
         let m = message(
             "postgresql://bob@h/d",
             None,
@@ -406,14 +425,23 @@ mod tests {
             }),
         };
         let cases = [
-            ("UnknownIssuer", "unknown issuer: it was not signed by a certificate in the sslrootcert file ("),
+            (
+                "UnknownIssuer",
+                "unknown issuer: it was not signed by a certificate in the sslrootcert file (",
+            ),
             (
                 "certificate not valid for name \"10.1.2.3\"; certificate is only valid for DnsName(\"localhost\")",
                 "name mismatch: it is not valid for host 10.1.2.3",
             ),
             ("Other(OtherError(CaUsedAsEndEntity))", "CA:FALSE"),
-            ("BadSignature", "bad signature: a certificate in the sslrootcert file has the name"),
-            ("certificate expired: verification time 2 (UNIX), but certificate is not valid after 1 (1 seconds ago)", "renew"),
+            (
+                "BadSignature",
+                "bad signature: a certificate in the sslrootcert file has the name",
+            ),
+            (
+                "certificate expired: verification time 2 (UNIX), but certificate is not valid after 1 (1 seconds ago)",
+                "renew",
+            ),
         ];
         for (text, want) in cases {
             let m = build(&ep, Some(Side::Source), false, &Failure::Certificate(text.into())).to_string();

@@ -95,7 +95,10 @@ pub async fn create_slot_with_snapshot(endpoint: &Endpoint, slot: &str, publicat
     let cfg = base_config(endpoint, slot, publication);
     let mut session = ReplicationClient::connect_gated(cfg).await.map_err(connect_err(
         endpoint,
-        format!("opening a replication connection to the source {}", endpoint.redacted_url),
+        format!(
+            "opening a replication connection to the source {}",
+            endpoint.redacted_url
+        ),
     ))?;
     // The session connects in the background: a failure to connect surfaces here, at the
     // first command.
@@ -104,7 +107,10 @@ pub async fn create_slot_with_snapshot(endpoint: &Endpoint, slot: &str, publicat
             "CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput EXPORT_SNAPSHOT"
         ))
         .await
-        .map_err(connect_err(endpoint, format!("creating replication slot {slot} on the source")))?;
+        .map_err(connect_err(
+            endpoint,
+            format!("creating replication slot {slot} on the source"),
+        ))?;
     let row = rows
         .first()
         .ok_or_else(|| Error::Runtime(format!("CREATE_REPLICATION_SLOT {slot} returned no row")))?;
@@ -174,7 +180,10 @@ impl Stream {
                 .with_wakeup_interval(status_interval);
             let mut client = ReplicationClient::connect(cfg).await.map_err(connect_err(
                 endpoint,
-                format!("opening a replication connection to the source {}", endpoint.redacted_url),
+                format!(
+                    "opening a replication connection to the source {}",
+                    endpoint.redacted_url
+                ),
             ))?;
             match client.wait_started().await {
                 Ok(()) => {
@@ -188,7 +197,10 @@ impl Stream {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Err(e) => {
-                    return Err(connect_err(endpoint, format!("starting replication from slot {slot} at {start}"))(e))
+                    return Err(connect_err(
+                        endpoint,
+                        format!("starting replication from slot {slot} at {start}"),
+                    )(e))
                 }
             }
         }

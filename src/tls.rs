@@ -165,4 +165,3 @@ impl ServerCertVerifier for ChainOnly {
         self.algorithms.supported_schemes()
     }
 }
-

@@ -115,12 +115,7 @@ async fn verify_full_snapshot_and_stream_between_tls_only_servers() {
         "CREATE TABLE items (id int PRIMARY KEY, note text, embedding vector(3));
          INSERT INTO items SELECT g, 'n' || g, ARRAY[g, g * 0.5, -g]::vector FROM generate_series(1, 200) g;",
     );
-    let verify = |cluster: &LocalCluster| {
-        format!(
-            "?sslmode=verify-full&sslrootcert={}",
-            root_cert(cluster).display()
-        )
-    };
+    let verify = |cluster: &LocalCluster| format!("?sslmode=verify-full&sslrootcert={}", root_cert(cluster).display());
     // The source by IP address (the certificate's IP subjectAltName is checked, on the SQL and
     // the replication connection), the target by name (its DNS subjectAltName).
     let source_url = url("postgres", "127.0.0.1", env.source, &env.name, &verify(env.source));
@@ -142,7 +137,10 @@ async fn verify_full_snapshot_and_stream_between_tls_only_servers() {
         .unwrap();
     env.wait_caught_up().await;
     env.assert_same("items", "id").await;
-    assert_eq!(env.target_value("SELECT count(*) FROM items WHERE note = 'updated'"), "30");
+    assert_eq!(
+        env.target_value("SELECT count(*) FROM items WHERE note = 'updated'"),
+        "30"
+    );
 
     // Every pgvshift session is encrypted, the walsender streaming from the source included:
     // the live ones in pg_stat_ssl (on the source only the walsender is left while streaming),
@@ -186,7 +184,13 @@ async fn verify_full_snapshot_and_stream_between_tls_only_servers() {
 #[test]
 fn sslmode_disable_against_a_tls_only_server_says_to_set_sslmode() {
     let env = tls_env("tlsdisable", "");
-    let source_url = url("postgres:S3cretTls", "127.0.0.1", env.source, &env.name, "?sslmode=disable");
+    let source_url = url(
+        "postgres:S3cretTls",
+        "127.0.0.1",
+        env.source,
+        &env.name,
+        "?sslmode=disable",
+    );
     let target_url = url("postgres", "127.0.0.1", env.target, &env.name, "");
     let config = env.write_config_with_urls("disable.toml", &source_url, &target_url, &["public.items"]);
     let line = plan_fails(&env, &config);
@@ -258,7 +262,13 @@ fn a_wrong_password_names_the_user_and_never_shows_the_password() {
     let env = tls_env("tlspassword", "");
     let role = format!("{}_user", env.name);
     env.source_value(&format!("CREATE ROLE {role} LOGIN PASSWORD 'RightPassw0rd'"));
-    let source_url = url(&format!("{role}:Wr0ngSecret"), "127.0.0.1", env.source, &env.name, "?sslmode=require");
+    let source_url = url(
+        &format!("{role}:Wr0ngSecret"),
+        "127.0.0.1",
+        env.source,
+        &env.name,
+        "?sslmode=require",
+    );
     let target_url = url("postgres", "127.0.0.1", env.target, &env.name, "");
     let config = env.write_config_with_urls("password.toml", &source_url, &target_url, &["public.items"]);
     // stdout is empty and stderr this one line (plan_fails checks), so the password is nowhere
@@ -295,7 +305,10 @@ fn an_unreachable_server_is_a_one_line_connection_refused() {
 /// server checks only when the replication connection starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_replication_connection_is_the_same_kind_of_one_line_error() {
-    let env = tls_env("tlsrepl", "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1);");
+    let env = tls_env(
+        "tlsrepl",
+        "CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1);",
+    );
     let role = format!("{}_user", env.name);
     env.source_value(&format!(
         "CREATE ROLE {role} LOGIN PASSWORD 'Repl1cat0r'; ALTER TABLE items OWNER TO {role};
@@ -303,7 +316,13 @@ async fn a_refused_replication_connection_is_the_same_kind_of_one_line_error() {
         db = env.name
     ));
     let query = format!("?sslmode=verify-full&sslrootcert={}", root_cert(env.source).display());
-    let source_url = url(&format!("{role}:Repl1cat0r"), "127.0.0.1", env.source, &env.name, &query);
+    let source_url = url(
+        &format!("{role}:Repl1cat0r"),
+        "127.0.0.1",
+        env.source,
+        &env.name,
+        &query,
+    );
     let target_url = url("postgres", "127.0.0.1", env.target, &env.name, "");
     let path = env.write_config_with_urls("repl.toml", &source_url, &target_url, &["public.items"]);
     let config = Config::load_with_env(&path, &|_| None).unwrap();
@@ -343,7 +362,12 @@ async fn verify_ca_checks_the_chain_but_verify_full_also_the_host_name() {
     let config_for = |mode: &str| {
         let query = format!("?sslmode={mode}&sslrootcert={}", cert.display());
         let source_url = url("postgres", "127.0.0.1", env.source, &env.name, &query);
-        env.write_config_with_urls(&format!("{mode}.toml"), &source_url, &env.target_url(), &["public.items"])
+        env.write_config_with_urls(
+            &format!("{mode}.toml"),
+            &source_url,
+            &env.target_url(),
+            &["public.items"],
+        )
     };
 
     // pg_reload_conf() only signals: wait until new sessions get the new certificate.
