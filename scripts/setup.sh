@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what pgvshift's demo and tests need on Debian/Ubuntu: PostgreSQL server + dev headers
-# from the OS packages, and pgvector (from the OS package when one exists, otherwise built from
-# Debian trixie's *source* package). Idempotent: a second run only checks and exits.
+# from the OS packages, openssl (for the TLS tests' certificates), and pgvector (from the OS
+# package when one exists, otherwise built from Debian trixie's *source* package). Idempotent:
+# a second run only checks and exits.
 set -euo pipefail
 
 PG_MAJOR="${PG_MAJOR:-}"
@@ -25,6 +26,13 @@ if [ -z "$PG_MAJOR" ] || [ ! -x "/usr/lib/postgresql/$PG_MAJOR/bin/initdb" ]; th
   PG_MAJOR=$(ls /usr/lib/postgresql | sort -n | tail -n1)
 fi
 PGBIN="/usr/lib/postgresql/$PG_MAJOR/bin"
+
+# 1b. openssl: the TLS tests make self-signed server certificates with it (usually present
+#     already, as a dependency of postgresql-common; installed here in case it is not).
+if ! command -v openssl >/dev/null 2>&1; then
+  log "installing openssl"
+  apt_install openssl
+fi
 SHAREDIR=$("$PGBIN/pg_config" --sharedir 2>/dev/null || echo "/usr/share/postgresql/$PG_MAJOR")
 
 # 2. pgvector.

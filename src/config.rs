@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -45,9 +46,9 @@ pub const MAX_NAME_BYTES: usize = 63;
 pub const DEFAULT_PORT: u16 = 5432;
 
 /// Query parameters of a connection URL that are passed on to `tokio_postgres::Config`
-/// (besides `host`, `port`, `user`, `password` and `dbname`, which are resolved here).
+/// (besides `host`, `port`, `user`, `password` and `dbname`, and the TLS parameters
+/// [`TLS_PARAMS`], which are resolved here).
 const TUNING_PARAMS: &[&str] = &[
-    "sslmode",
     "application_name",
     "options",
     "connect_timeout",
@@ -59,6 +60,10 @@ const TUNING_PARAMS: &[&str] = &[
     "target_session_attrs",
     "channel_binding",
 ];
+
+/// Query parameters that configure TLS (see [`TlsSettings`]); they apply to the SQL and the
+/// replication connections alike.
+const TLS_PARAMS: &[&str] = &["sslmode", "sslrootcert"];
 
 /// The validated, resolved configuration.
 #[derive(Debug, Clone)]
@@ -87,9 +92,19 @@ pub struct Endpoint {
     /// From the URL, else `PGPASSWORD`, else the password file; `None` if none of them has one.
     pub password: Option<String>,
     pub dbname: String,
+    /// `sslmode` and `sslrootcert`, validated (the root certificates are read at load time).
+    pub tls: TlsSettings,
 }
 
 impl Endpoint {
+    /// An endpoint from a URL alone (demo, bench, tests), resolved like a configured one
+    /// (TLS parameters, password lookup) with the process environment.
+    pub fn from_url(url: &str) -> Result<Endpoint, ConfigError> {
+        resolve_endpoint("url", url, Path::new(""), "connection URL".into(), &|name| {
+            std::env::var(name).ok()
+        })
+    }
+
     /// True when `host` is a unix socket directory rather than a TCP host.
     pub fn is_unix_socket(&self) -> bool {
         self.host.starts_with('/')
@@ -109,7 +124,7 @@ impl fmt::Debug for Endpoint {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("dbname", &self.dbname)
-            .field("ssl_mode", &self.pg.get_ssl_mode())
+            .field("tls", &self.tls)
             .field("application_name", &self.pg.get_application_name())
             .finish_non_exhaustive()
     }
@@ -118,6 +133,132 @@ impl fmt::Debug for Endpoint {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted_url)
+    }
+}
+
+/// `sslmode`, with libpq's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Never TLS.
+    Disable,
+    /// TLS if the server offers it, else plain; the certificate is not checked (the default).
+    Prefer,
+    /// TLS or fail. The certificate is not checked, unless `sslrootcert` is given: then, as in
+    /// libpq, its chain is verified as with `verify-ca`.
+    Require,
+    /// TLS, and the certificate chain must lead to a certificate in `sslrootcert`.
+    VerifyCa,
+    /// `verify-ca`, and the certificate must also name the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    const ALL: [SslMode; 5] = [
+        SslMode::Disable,
+        SslMode::Prefer,
+        SslMode::Require,
+        SslMode::VerifyCa,
+        SslMode::VerifyFull,
+    ];
+
+    /// The libpq name (`verify-full`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    fn parse(value: &str) -> Option<SslMode> {
+        SslMode::ALL.into_iter().find(|m| m.name() == value)
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the certificates that vouch for the server come from (`sslrootcert`).
+#[derive(Clone)]
+pub enum RootCert {
+    /// `sslrootcert=<path>`: a PEM file of CA certificates (or the server's self-signed
+    /// certificate), read and parsed when the configuration is loaded.
+    File {
+        path: PathBuf,
+        roots: Arc<rustls::RootCertStore>,
+    },
+    /// `sslrootcert=system`: the public certificate authorities (see `crate::tls`).
+    System,
+}
+
+impl fmt::Debug for RootCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RootCert::File { path, roots } => write!(f, "File({}, {} certificates)", path.display(), roots.len()),
+            RootCert::System => f.write_str("System"),
+        }
+    }
+}
+
+impl fmt::Display for RootCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RootCert::File { path, .. } => write!(f, "{}", path.display()),
+            RootCert::System => f.write_str("system"),
+        }
+    }
+}
+
+/// The TLS settings of one endpoint, from its URL's `sslmode` and `sslrootcert`. Used for the
+/// SQL connections (`crate::tls`) and the replication connection (`crate::replication`).
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// As configured (default `prefer`, or `verify-full` with `sslrootcert=system`, as libpq).
+    pub mode: SslMode,
+    pub root_cert: Option<RootCert>,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            mode: SslMode::Prefer,
+            root_cert: None,
+        }
+    }
+}
+
+impl TlsSettings {
+    /// No connection without TLS.
+    pub fn requires_tls(&self) -> bool {
+        !matches!(self.mode, SslMode::Disable | SslMode::Prefer)
+    }
+
+    /// The server's certificate chain is verified against [`TlsSettings::root_cert`]
+    /// (`verify-ca`, `verify-full`, and `require` with an `sslrootcert`, as in libpq).
+    pub fn verifies_chain(&self) -> bool {
+        match self.mode {
+            SslMode::VerifyCa | SslMode::VerifyFull => true,
+            SslMode::Require => self.root_cert.is_some(),
+            SslMode::Disable | SslMode::Prefer => false,
+        }
+    }
+
+    /// The server's certificate must name the host connected to (`verify-full`).
+    pub fn verifies_host_name(&self) -> bool {
+        self.mode == SslMode::VerifyFull
+    }
+
+    /// `sslmode=verify-full, sslrootcert=/etc/ca.crt`, for messages.
+    pub fn describe(&self) -> String {
+        match &self.root_cert {
+            Some(root) => format!("sslmode={}, sslrootcert={root}", self.mode),
+            None => format!("sslmode={}", self.mode),
+        }
     }
 }
 
@@ -936,6 +1077,8 @@ struct UrlParts {
     user: Option<String>,
     password: Option<String>,
     dbname: Option<String>,
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
     pg: tokio_postgres::Config,
 }
 
@@ -957,9 +1100,19 @@ fn resolve_endpoint(role: &str, url: &str, path: &Path, origin: String, env: Env
         })?,
     };
     let dbname = parts.dbname.unwrap_or_else(|| user.clone());
+    let tls = tls_settings(parts.sslmode.as_deref(), parts.sslrootcert.as_deref(), &host).map_err(&fail)?;
     let password = resolve_password(role, parts.password, &host, port, &dbname, &user, env);
 
     let mut pg = parts.pg;
+    // tokio-postgres knows disable / prefer / require; the certificate checks of verify-ca and
+    // verify-full are done by the rustls configuration (`crate::tls`). Over a unix socket the
+    // server never offers TLS (and `tls_settings` refused modes that require it).
+    pg.ssl_mode(match tls.mode {
+        _ if host.starts_with('/') => tokio_postgres::config::SslMode::Disable,
+        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+    });
     if host.starts_with('/') {
         #[cfg(unix)]
         pg.host_path(&host);
@@ -980,6 +1133,93 @@ fn resolve_endpoint(role: &str, url: &str, path: &Path, origin: String, env: Env
         user,
         password,
         dbname,
+        tls,
+    })
+}
+
+/// Validates `sslmode` and `sslrootcert` the libpq way and reads the root certificates.
+///
+/// Differences from libpq, each refused with a message rather than silently changed:
+/// `sslrootcert` with `disable` or `prefer` (libpq would check the certificate only when the
+/// connection happens to use TLS, which protects nothing); `verify-ca` / `verify-full` without
+/// `sslrootcert` (libpq falls back to `~/.postgresql/root.crt`: we want it written down); and
+/// TLS modes over a unix socket (libpq ignores them there).
+fn tls_settings(sslmode: Option<&str>, sslrootcert: Option<&str>, host: &str) -> Result<TlsSettings, String> {
+    let mode = match sslmode {
+        None => None,
+        Some(v) => Some(SslMode::parse(v).ok_or_else(|| {
+            format!(
+                "query parameter sslmode={v:?} is invalid: expected disable, prefer, require, verify-ca or verify-full"
+            )
+        })?),
+    };
+    let root_cert = match sslrootcert {
+        None => None,
+        Some("") => return Err(
+            "sslrootcert is empty: give the path of a PEM file holding the CA certificate(s), or sslrootcert=system"
+                .into(),
+        ),
+        Some("system") => Some(RootCert::System),
+        Some(path) => Some(read_root_certs(Path::new(path))?),
+    };
+    // As libpq 16: sslrootcert=system makes verify-full the default.
+    let mode = mode.unwrap_or(match root_cert {
+        Some(RootCert::System) => SslMode::VerifyFull,
+        _ => SslMode::Prefer,
+    });
+    let tls = TlsSettings { mode, root_cert };
+    match (&tls.root_cert, mode) {
+        (Some(RootCert::System), SslMode::VerifyFull) => {}
+        (Some(RootCert::System), _) => {
+            return Err(format!(
+                "weak sslmode={mode} may not be used with sslrootcert=system (the public certificate authorities vouch for host names): use sslmode=verify-full"
+            ))
+        }
+        (Some(root), SslMode::Disable | SslMode::Prefer) => {
+            return Err(format!(
+                "sslrootcert={root} has no effect with sslmode={mode}, which may connect without TLS: use sslmode=verify-full (or verify-ca) to check the server's certificate, or drop sslrootcert"
+            ))
+        }
+        (None, SslMode::VerifyCa | SslMode::VerifyFull) => {
+            return Err(format!(
+                "sslmode={mode} needs the certificate to verify the server against: add sslrootcert=/path/to/root.crt (PEM: the CA that signed the server's certificate, or the server's self-signed certificate), or sslrootcert=system for the public certificate authorities"
+            ))
+        }
+        _ => {}
+    }
+    if host.starts_with('/') && tls.requires_tls() {
+        return Err(format!(
+            "sslmode={mode} needs TLS, which PostgreSQL does not offer over a unix socket ({host}): connect over TCP (a host name or address), or use sslmode=prefer or disable"
+        ));
+    }
+    Ok(tls)
+}
+
+/// Reads an `sslrootcert` PEM file. Errors name the key and the file.
+fn read_root_certs(path: &Path) -> Result<RootCert, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read sslrootcert file {}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("sslrootcert file {} is not a valid PEM file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "sslrootcert file {} holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!(
+            "sslrootcert file {}: none of its certificates can be parsed as X.509",
+            path.display()
+        ));
+    }
+    Ok(RootCert::File {
+        path: path.to_path_buf(),
+        roots: Arc::new(roots),
     })
 }
 
@@ -1031,6 +1271,7 @@ fn parse_pg_url(text: &str) -> Result<UrlParts, String> {
     };
     let mut user = user;
     let mut password = password;
+    let (mut sslmode, mut sslrootcert) = (None, None);
     let mut pg = tokio_postgres::Config::new();
     for piece in url.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let Some((key, value)) = piece.split_once('=') else {
@@ -1045,10 +1286,13 @@ fn parse_pg_url(text: &str) -> Result<UrlParts, String> {
             "user" => user = Some(value),
             "password" => password = Some(value),
             "dbname" => dbname = Some(value),
+            "sslmode" => sslmode = Some(value),
+            "sslrootcert" => sslrootcert = Some(value),
             k if TUNING_PARAMS.contains(&k) => apply_param(&mut pg, k, &value)?,
             _ => {
                 return Err(format!(
-                    "unknown query parameter `{key}`: supported are host, port, user, password, dbname, {}",
+                    "unknown query parameter `{key}`: supported are host, port, user, password, dbname, {}, {}",
+                    TLS_PARAMS.join(", "),
                     TUNING_PARAMS.join(", ")
                 ))
             }
@@ -1064,6 +1308,8 @@ fn parse_pg_url(text: &str) -> Result<UrlParts, String> {
         user: user.filter(|u| !u.is_empty()),
         password: password.filter(|p| !p.is_empty()),
         dbname: dbname.filter(|d| !d.is_empty()),
+        sslmode,
+        sslrootcert,
         pg,
     })
 }
@@ -1076,7 +1322,7 @@ fn parse_port(value: &str) -> Result<u16, String> {
 }
 
 fn apply_param(pg: &mut tokio_postgres::Config, key: &str, value: &str) -> Result<(), String> {
-    use tokio_postgres::config::{ChannelBinding, SslMode, TargetSessionAttrs};
+    use tokio_postgres::config::{ChannelBinding, TargetSessionAttrs};
     let bad = |expected: &str| {
         Err(format!(
             "query parameter {key}={value:?} is invalid: expected {expected}"
@@ -1084,20 +1330,6 @@ fn apply_param(pg: &mut tokio_postgres::Config, key: &str, value: &str) -> Resul
     };
     let secs = |v: &str| v.parse::<u64>().ok().map(Duration::from_secs);
     match key {
-        "sslmode" => {
-            let mode =
-                match value {
-                    "disable" => SslMode::Disable,
-                    "prefer" => SslMode::Prefer,
-                    // Plain SQL connections use no TLS yet: accepting `require` would fail only at
-                    // connect time, so say it here, before anything runs.
-                    "require" | "verify-ca" | "verify-full" => return bad(
-                        "disable or prefer: TLS connections are not supported yet, and `prefer` connects without TLS",
-                    ),
-                    _ => return bad("disable or prefer"),
-                };
-            pg.ssl_mode(mode);
-        }
         "application_name" => {
             pg.application_name(value);
         }
@@ -1635,6 +1867,185 @@ source = "public.items"
         assert!(parse_err(&text).to_string().contains("not a memory size"));
     }
 
+    /// A self-signed certificate (parsed only, never used for a connection).
+    const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBkDCCATegAwIBAgIUEhsAIwgFZpOD9q6IbXcfWUvVhyMwCgYIKoZIzj0EAwIw
+HTEbMBkGA1UEAwwScGd2c2hpZnQtdW5pdC10ZXN0MCAXDTI2MTEyMjA3MjY0NFoY
+DzIxMjYxMDI5MDcyNjQ0WjAdMRswGQYDVQQDDBJwZ3ZzaGlmdC11bml0LXRlc3Qw
+WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQe2nlSiAbTVIz6GzG3fUmJ2dR3ImH6
+9t8DrBoD3+MSGKEUS1WJjyMU4np28JSxQ8aCXxuPUky7ByiDDOz/JMfNo1MwUTAd
+BgNVHQ4EFgQUrfK9H50lww2pANR1hxNpoykvLtMwHwYDVR0jBBgwFoAUrfK9H50l
+ww2pANR1hxNpoykvLtMwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBE
+AiA9TlRPxMmE2ZBGPSEduPR8gIgWf0ysa5DV3AA290WNhAIgRtGDLROED9EQsZVU
+Qy9zdvPEy3AQ58gvkytQaYgCaLY=
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn tls_parameters() {
+        use tokio_postgres::config::SslMode as PgSslMode;
+        let dir = TempDir::new("tls");
+        let cert = dir.file("root.crt", TEST_CERT, 0o644);
+        let two = dir.file("two.crt", &format!("{TEST_CERT}{TEST_CERT}"), 0o644);
+        let cert = cert.to_str().unwrap();
+        let resolve = |url: &str| resolve_endpoint("source", url, Path::new("c.toml"), "source.url".into(), &no_env);
+        // (query, configured mode, chain verified, host name verified, tokio-postgres mode)
+        let cases = [
+            ("", SslMode::Prefer, false, false, PgSslMode::Prefer),
+            ("?sslmode=disable", SslMode::Disable, false, false, PgSslMode::Disable),
+            ("?sslmode=prefer", SslMode::Prefer, false, false, PgSslMode::Prefer),
+            ("?sslmode=require", SslMode::Require, false, false, PgSslMode::Require),
+            // libpq: require with a root certificate verifies the chain like verify-ca
+            (
+                &*format!("?sslmode=require&sslrootcert={cert}"),
+                SslMode::Require,
+                true,
+                false,
+                PgSslMode::Require,
+            ),
+            (
+                &*format!("?sslmode=verify-ca&sslrootcert={cert}"),
+                SslMode::VerifyCa,
+                true,
+                false,
+                PgSslMode::Require,
+            ),
+            (
+                &*format!("?sslrootcert={cert}&sslmode=verify-full"),
+                SslMode::VerifyFull,
+                true,
+                true,
+                PgSslMode::Require,
+            ),
+            // libpq 16: sslrootcert=system makes verify-full the default
+            (
+                "?sslrootcert=system",
+                SslMode::VerifyFull,
+                true,
+                true,
+                PgSslMode::Require,
+            ),
+            (
+                "?sslmode=verify-full&sslrootcert=system",
+                SslMode::VerifyFull,
+                true,
+                true,
+                PgSslMode::Require,
+            ),
+        ];
+        for (query, mode, chain, name, pg_mode) in cases {
+            let url = format!("postgresql://u@db.example.com/d{query}");
+            let ep = resolve(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(ep.tls.mode, mode, "{url}");
+            assert_eq!(ep.tls.verifies_chain(), chain, "{url}");
+            assert_eq!(ep.tls.verifies_host_name(), name, "{url}");
+            assert_eq!(ep.pg.get_ssl_mode(), pg_mode, "{url}");
+            assert_eq!(ep.tls.requires_tls(), pg_mode == PgSslMode::Require, "{url}");
+        }
+        let ep = resolve(&format!(
+            "postgresql://u@h/d?sslmode=verify-full&sslrootcert={}",
+            two.display()
+        ))
+        .unwrap();
+        match &ep.tls.root_cert {
+            Some(RootCert::File { path, roots }) => {
+                assert_eq!(path, &two);
+                assert_eq!(roots.len(), 2);
+            }
+            other => panic!("expected the file, got {other:?}"),
+        }
+        assert_eq!(
+            ep.tls.describe(),
+            format!("sslmode=verify-full, sslrootcert={}", two.display())
+        );
+        // prefer over a unix socket: plain (the server never offers TLS there)
+        let ep = resolve("postgresql://u@%2Ftmp/d?sslmode=prefer").unwrap();
+        assert_eq!(ep.pg.get_ssl_mode(), PgSslMode::Disable);
+
+        let missing = dir.0.join("nope.crt");
+        let not_pem = dir.file(
+            "key.pem",
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+            0o644,
+        );
+        let garbage = dir.file(
+            "garbage.crt",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            0o644,
+        );
+        // (query, fragments of the error)
+        let errors: Vec<(String, Vec<String>)> = vec![
+            (
+                "?sslmode=verify_full".into(),
+                vec!["sslmode=\"verify_full\" is invalid".into(), "verify-full".into()],
+            ),
+            (
+                "?sslmode=verify-full".into(),
+                vec![
+                    "sslmode=verify-full needs".into(),
+                    "sslrootcert=".into(),
+                    "sslrootcert=system".into(),
+                ],
+            ),
+            ("?sslmode=verify-ca".into(), vec!["sslmode=verify-ca needs".into()]),
+            (
+                format!("?sslmode=verify-full&sslrootcert={}", missing.display()),
+                vec![
+                    format!("cannot read sslrootcert file {}", missing.display()),
+                    "No such file".into(),
+                ],
+            ),
+            (
+                format!("?sslmode=verify-full&sslrootcert={}", dir.0.display()),
+                vec![format!("cannot read sslrootcert file {}", dir.0.display())],
+            ),
+            (
+                format!("?sslmode=require&sslrootcert={}", not_pem.display()),
+                vec![format!("sslrootcert file {} holds no certificate", not_pem.display())],
+            ),
+            (
+                format!("?sslmode=require&sslrootcert={}", garbage.display()),
+                vec![format!("sslrootcert file {}", garbage.display())],
+            ),
+            (
+                "?sslmode=verify-full&sslrootcert=".into(),
+                vec!["sslrootcert is empty".into()],
+            ),
+            (
+                "?sslmode=require&sslrootcert=system".into(),
+                vec!["weak sslmode=require".into(), "use sslmode=verify-full".into()],
+            ),
+            (
+                "?sslmode=verify-ca&sslrootcert=system".into(),
+                vec!["weak sslmode=verify-ca".into()],
+            ),
+            (
+                format!("?sslrootcert={cert}"),
+                vec!["has no effect with sslmode=prefer".into(), "sslmode=verify-full".into()],
+            ),
+            (
+                format!("?sslmode=disable&sslrootcert={cert}"),
+                vec!["has no effect with sslmode=disable".into()],
+            ),
+            ("?sslmode=bad&password=pw".into(), vec!["is invalid".into()]),
+        ];
+        for (query, fragments) in errors {
+            let url = format!("postgresql://u@h/d{query}");
+            let msg = match resolve(&url) {
+                Ok(ep) => panic!("{url}: expected an error, got {ep:?}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(msg.starts_with("source.url: invalid PostgreSQL URL"), "{msg}");
+            for f in fragments {
+                assert!(msg.contains(&f), "{url}: {msg:?} lacks {f:?}");
+            }
+            assert!(!msg.contains("pw&") && !msg.contains("password=pw"), "{msg}");
+        }
+        let e = resolve("postgresql://u@%2Fvar%2Frun%2Fpostgresql/d?sslmode=require").unwrap_err();
+        assert!(e.to_string().contains("does not offer over a unix socket"), "{e}");
+        assert!(e.to_string().contains("connect over TCP"), "{e}");
+    }
+
     #[test]
     fn example_file_parses() {
         let config = Config::parse_str(
@@ -1947,7 +2358,10 @@ source = "\"Sch\".t"
                 "unknown query parameter `hostaddr`",
             ),
             ("postgresql://u@h/d?sslmode", "`sslmode` has no value"),
-            ("postgresql://u@h/d?sslmode=verify-full", "sslmode"),
+            (
+                "postgresql://u@h/d?sslmode=allow",
+                "expected disable, prefer, require, verify-ca or verify-full",
+            ),
             ("postgresql://u@h/d?connect_timeout=x", "connect_timeout"),
             ("postgresql://u@h:0/d", "port"),
             ("postgresql://u@h:70000/d", "invalid port"),

@@ -21,19 +21,14 @@ const DIMS: u32 = 768;
 
 async fn start_cluster(name: &str) -> Result<LocalCluster> {
     let name = name.to_string();
-    tokio::task::spawn_blocking(move || {
-        LocalCluster::start(ClusterOptions {
-            name: name.clone(),
-            extra_settings: Vec::new(),
+    tokio::task::spawn_blocking(move || LocalCluster::start(ClusterOptions::new(name)))
+        .await
+        .map_err(|e| Error::Runtime(format!("starting a throwaway cluster: {e}")))?
+        .map_err(|e| {
+            Error::Runtime(format!(
+                "starting a throwaway PostgreSQL cluster: {e:#} (run scripts/setup.sh first)"
+            ))
         })
-    })
-    .await
-    .map_err(|e| Error::Runtime(format!("starting a throwaway cluster: {e}")))?
-    .map_err(|e| {
-        Error::Runtime(format!(
-            "starting a throwaway PostgreSQL cluster: {e:#} (run scripts/setup.sh first)"
-        ))
-    })
 }
 
 /// The source's WAL insert position: a transaction that commits after this call ends beyond it.

@@ -1,6 +1,7 @@
 //! The library's error type. Each variant maps to one CLI exit code (see [`Error::exit_code`]).
 
 use crate::config::ConfigError;
+use crate::pg::Side;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,6 +23,22 @@ pub enum Error {
         context: String,
         #[source]
         source: tokio_postgres::Error,
+    },
+    /// A connection (SQL or replication) could not be opened: exit code 3. One line naming the
+    /// database (URL redacted), the cause, and a concrete fix in parentheses; built by
+    /// `crate::connect_error`.
+    #[error("cannot {} {redacted_url}: {cause} ({fix})", connect_phrase(*.side, *.replication))]
+    Connect {
+        /// `None` for a bare URL (demo, tests).
+        side: Option<Side>,
+        /// The replication (walsender) connection rather than a SQL one.
+        replication: bool,
+        redacted_url: String,
+        cause: String,
+        fix: String,
+        /// Refused, timed out, a network error, or a server starting up / out of connections:
+        /// reconnecting later can work (used by the retry loop; a wrong password cannot).
+        transient: bool,
     },
     /// The replication connection failed: exit code 3.
     #[error("{context}: {source}")]
@@ -57,6 +74,7 @@ impl Error {
             }
             Error::Replication { source, .. } => transient_replication(source),
             Error::Runtime(message) => message == SOURCE_ENDED_STREAM || message.starts_with(SNAPSHOT_SESSION_LOST),
+            Error::Connect { transient, .. } => *transient,
             Error::Config(_) | Error::Usage(_) | Error::Blocked(_) | Error::CheckFailed(_) => false,
         }
     }
@@ -105,6 +123,15 @@ fn server_message_sqlstate(message: &str) -> Option<&str> {
     let start = message.rfind("(SQLSTATE ")? + "(SQLSTATE ".len();
     let code = message[start..].strip_suffix(')')?;
     (code.len() == 5 && code.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(code)
+}
+
+fn connect_phrase(side: Option<Side>, replication: bool) -> String {
+    match (side, replication) {
+        (Some(side), false) => format!("connect to the {side}"),
+        (Some(side), true) => format!("open a replication connection to the {side}"),
+        (None, false) => "connect to".into(),
+        (None, true) => "open a replication connection to".into(),
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

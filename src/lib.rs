@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod check;
 pub mod commands;
 pub mod config;
+pub mod connect_error;
 pub mod copy;
 pub mod copyframe;
 pub mod demo;
@@ -25,6 +26,7 @@ pub mod schema;
 pub mod sql;
 pub mod state;
 pub mod stream;
+pub mod tls;
 pub mod translate;
 pub mod walguard;
 

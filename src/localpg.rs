@@ -5,7 +5,9 @@
 //! port on 127.0.0.1, and its own unix socket directory (the temporary directory, never the
 //! shared `/var/run/postgresql`). It is configured for logical replication
 //! (`wal_level=logical`, 40 slots / WAL senders, trust authentication for `postgres` over
-//! 127.0.0.1 including replication connections).
+//! 127.0.0.1 including replication connections). Optionally ([`ClusterOptions::tls`]) it
+//! serves TLS with a fresh self-signed certificate for `localhost` / 127.0.0.1, and
+//! ([`ClusterOptions::pg_hba`]) uses a given `pg_hba.conf` (TLS-only, password auth, ...).
 //!
 //! # Design
 //!
@@ -92,6 +94,14 @@ pub struct ClusterOptions {
     /// Values are written quoted (`name = 'value'`); an already single-quoted value is kept
     /// as is. Example: `("fsync".into(), "on".into())`.
     pub extra_settings: Vec<(String, String)>,
+    /// Serve TLS (`ssl = on`) with a self-signed certificate made by the `openssl` CLI for
+    /// `localhost` and 127.0.0.1; [`LocalCluster::tls_root_cert`] is its path, for use as
+    /// `sslrootcert`. Default off.
+    pub tls: bool,
+    /// The whole `pg_hba.conf`, replacing the default (trust for everything local). Keep a
+    /// line that lets `postgres` in over 127.0.0.1 without a password (`host` or `hostssl`):
+    /// the harness's `psql` and `pg_isready` connect that way.
+    pub pg_hba: Option<String>,
 }
 
 impl ClusterOptions {
@@ -99,13 +109,25 @@ impl ClusterOptions {
     pub fn new(name: impl Into<String>) -> Self {
         ClusterOptions {
             name: name.into(),
-            extra_settings: Vec::new(),
+            ..ClusterOptions::default()
         }
     }
 
     /// Adds an extra `postgresql.conf` setting.
     pub fn setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra_settings.push((name.into(), value.into()));
+        self
+    }
+
+    /// Turns TLS on (see [`ClusterOptions::tls`]).
+    pub fn with_tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Replaces `pg_hba.conf` (see [`ClusterOptions::pg_hba`]).
+    pub fn pg_hba(mut self, contents: impl Into<String>) -> Self {
+        self.pg_hba = Some(contents.into());
         self
     }
 }
@@ -149,6 +171,10 @@ pub struct LocalCluster {
     port: u16,
     /// `Some` when we are root and the server runs as the `postgres` OS user.
     run_as: Option<OsUser>,
+    /// `pg_hba.conf` contents ([`PG_HBA`] unless [`ClusterOptions::pg_hba`] was given).
+    pg_hba: String,
+    /// With [`ClusterOptions::tls`]: the world-readable copy of the server certificate.
+    tls_root_cert: Option<PathBuf>,
     watchdog: Mutex<Option<Watchdog>>,
     /// Serialises start/stop/restart of this cluster.
     lifecycle: Mutex<()>,
@@ -211,6 +237,8 @@ impl LocalCluster {
             root,
             port: 0,
             run_as,
+            pg_hba: opts.pg_hba.clone().unwrap_or_else(|| PG_HBA.to_owned()),
+            tls_root_cert: None,
             watchdog: Mutex::new(None),
             lifecycle: Mutex::new(()),
             stopped: false,
@@ -226,8 +254,14 @@ impl LocalCluster {
 
         let from_template = cluster.prepare_data_dir(use_template)?;
         let data_ready = started.elapsed();
+        let mut extra_settings = opts.extra_settings.clone();
+        if opts.tls {
+            // Outside the data dir, so the template fallback below (a fresh initdb) keeps them.
+            extra_settings.splice(0..0, cluster.make_certificate()?);
+        }
+        let extra_settings = &extra_settings;
 
-        let mut result = cluster.start_server(&opts.extra_settings);
+        let mut result = cluster.start_server(extra_settings);
         if let (Err(e), true) = (&result, from_template) {
             // A damaged or incompatible template must not break anything: start from scratch.
             tracing::warn!(
@@ -246,7 +280,7 @@ impl LocalCluster {
             if let Some(template) = &template {
                 let _ = cluster.publish_template(template);
             }
-            result = cluster.start_server(&opts.extra_settings);
+            result = cluster.start_server(extra_settings);
         }
         result?;
         tracing::info!(
@@ -321,6 +355,12 @@ impl LocalCluster {
     /// The directory containing the server's unix socket.
     pub fn socket_dir(&self) -> &Path {
         &self.root
+    }
+
+    /// With [`ClusterOptions::tls`]: a world-readable copy of the server's self-signed
+    /// certificate (for `sslrootcert`); `None` without TLS.
+    pub fn tls_root_cert(&self) -> Option<&Path> {
+        self.tls_root_cert.as_deref()
     }
 
     /// The directory with the PostgreSQL binaries this cluster runs.
@@ -682,7 +722,7 @@ rm -rf -- "$1"
         }
         let conf_path = self.data_dir.join("pgvshift.conf");
         self.write_owned(&conf_path, &conf)?;
-        self.write_owned(&self.data_dir.join("pg_hba.conf"), PG_HBA)?;
+        self.write_owned(&self.data_dir.join("pg_hba.conf"), &self.pg_hba)?;
 
         let main_conf = self.data_dir.join("postgresql.conf");
         let existing = fs::read_to_string(&main_conf).with_context(|| format!("read {}", main_conf.display()))?;
@@ -695,6 +735,40 @@ rm -rf -- "$1"
             writeln!(f, "\n{INCLUDE}").with_context(|| format!("write {}", main_conf.display()))?;
         }
         Ok(())
+    }
+
+    /// Makes `server.crt` / `server.key` in the temporary directory (key mode 0600, both owned
+    /// by the server's user) and a world-readable copy `root.crt` of the certificate; returns
+    /// the settings that turn TLS on with them.
+    ///
+    /// The certificate is self-signed for `localhost` and 127.0.0.1, and marked as not a CA:
+    /// `openssl req -x509` marks it as a CA by default, and rustls (webpki) refuses a CA
+    /// certificate presented as a server's own ("CaUsedAsEndEntity").
+    fn make_certificate(&mut self) -> Result<Vec<(String, String)>> {
+        let (cert, key, root) = (
+            self.root.join("server.crt"),
+            self.root.join("server.key"),
+            self.root.join("root.crt"),
+        );
+        make_self_signed_certificate(&cert, &key, "localhost", "DNS:localhost,IP:127.0.0.1")
+            .with_context(|| format!("TLS certificate for cluster {}", self.name))?;
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("chmod 0600 {}", key.display()))?;
+        if let Some(user) = &self.run_as {
+            for path in [&cert, &key] {
+                std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+                    .with_context(|| format!("chown {}", path.display()))?;
+            }
+        }
+        fs::copy(&cert, &root).with_context(|| format!("copy {} to {}", cert.display(), root.display()))?;
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o644))?;
+        self.tls_root_cert = Some(root);
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        Ok(vec![
+            ("ssl".to_owned(), "on".to_owned()),
+            ("ssl_cert_file".to_owned(), path(&cert)),
+            ("ssl_key_file".to_owned(), path(&key)),
+        ])
     }
 
     /// Writes a file that the server must be able to read (owned by it when we are root).
@@ -1072,6 +1146,27 @@ fn id_query(args: &[&str]) -> Result<u32> {
         .with_context(|| format!("parse output of `id {}`: {text:?}", args.join(" ")))
 }
 
+/// Makes a self-signed certificate and its unencrypted RSA key with the `openssl` CLI (valid
+/// for 2 days; `CN=<common_name>`, subjectAltName `alt_names`, e.g.
+/// `"DNS:localhost,IP:127.0.0.1"`; not a CA). Also used by tests for an unrelated certificate.
+pub fn make_self_signed_certificate(cert: &Path, key: &Path, common_name: &str, alt_names: &str) -> Result<()> {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
+        .arg(format!("/CN={common_name}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName={alt_names}"))
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+        .arg(key)
+        .arg("-out")
+        .arg(cert);
+    clean_env(&mut cmd);
+    match run(&mut cmd) {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => bail!("openssl req -x509 failed ({}): {}", out.status, output_text(&out)),
+        Err(e) => Err(e.context("run openssl (install it, e.g. with scripts/setup.sh)")),
+    }
+}
+
 /// Creates `$TMPDIR/pgvshift-<name>-<pid>-<random>` (must not exist yet).
 fn make_temp_dir(name: &str) -> Result<PathBuf> {
     let base = std::env::temp_dir();
@@ -1349,6 +1444,30 @@ mod tests {
         assert_eq!(percent_encode("a b/c"), "a%20b%2Fc");
         assert!(validate_setting_name("a\nb").is_err());
         assert!(validate_setting_name("pg_stat_statements.max").is_ok());
+    }
+
+    #[test]
+    fn tls_and_pg_hba_options() {
+        let hba = "hostssl all postgres 127.0.0.1/32 trust\nhostssl replication postgres 127.0.0.1/32 trust\n";
+        let cluster = LocalCluster::start(ClusterOptions::new("tlsopt").with_tls().pg_hba(hba)).expect("start");
+        // psql (libpq's default sslmode=prefer) gets in over TLS, the only way pg_hba.conf allows
+        let ssl = cluster
+            .psql("postgres", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .unwrap();
+        assert_eq!(ssl.trim(), "t");
+        assert_eq!(fs::read_to_string(cluster.data_dir().join("pg_hba.conf")).unwrap(), hba);
+        let key = fs::metadata(cluster.root.join("server.key")).unwrap();
+        assert_eq!(key.permissions().mode() & 0o777, 0o600);
+        if let Some(user) = &cluster.run_as {
+            assert_eq!(key.uid(), user.uid);
+        }
+        let root = cluster.tls_root_cert().expect("a certificate path");
+        let pem = fs::read_to_string(root).unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+        assert_eq!(fs::metadata(root).unwrap().permissions().mode() & 0o777, 0o644);
+        cluster.stop().unwrap();
+        // Defaults unchanged: no TLS, trust everything local.
+        assert!(!ClusterOptions::new("x").tls && ClusterOptions::new("x").pg_hba.is_none());
     }
 
     #[test]

@@ -1,12 +1,12 @@
-//! Plain SQL connections (tokio-postgres) and the raw value type used to pass column values
-//! through as the bytes the source sent.
+//! SQL connections (tokio-postgres, TLS per the endpoint's `sslmode` through `crate::tls`)
+//! and the raw value type used to pass column values through as the bytes the source sent.
 
 use bytes::{Bytes, BytesMut};
 use tokio_postgres::types::{Format, IsNull, ToSql, Type};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::config::Endpoint;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Which side a connection is for (used in messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,17 +24,26 @@ impl std::fmt::Display for Side {
     }
 }
 
-/// Open a SQL connection; its driver runs on a spawned task. `application_name` is `pgvshift`.
+/// Open a SQL connection, with TLS as the endpoint's `sslmode` / `sslrootcert` say; its driver
+/// runs on a spawned task. `application_name` is `pgvshift`. A failure is an
+/// [`crate::error::Error::Connect`]: one line with the cause and the fix.
 pub async fn connect(endpoint: &Endpoint, side: Side) -> Result<Client> {
     let mut pg = endpoint.pg.clone();
     pg.application_name("pgvshift");
-    let (client, connection) = pg.connect(NoTls).await.map_err(|source| Error::Db {
-        context: format!("connecting to the {side} {}", endpoint.redacted_url),
-        source,
-    })?;
+    open(endpoint, &pg, Some(side)).await
+}
+
+async fn open(endpoint: &Endpoint, pg: &tokio_postgres::Config, side: Option<Side>) -> Result<Client> {
+    let tls =
+        crate::tls::connector(&endpoint.tls).map_err(|problem| crate::connect_error::setup(endpoint, side, problem))?;
+    let (client, connection) = pg
+        .connect(tls)
+        .await
+        .map_err(|e| crate::connect_error::sql(endpoint, side, &e))?;
+    let what = side.map_or_else(|| "SQL".to_string(), |s| s.to_string());
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!("{side} connection ended: {}", describe(&e));
+            tracing::debug!("{what} connection ended: {}", describe(&e));
         }
     });
     Ok(client)
@@ -105,14 +114,9 @@ impl ToSql for RawValue {
     tokio_postgres::types::to_sql_checked!();
 }
 
-/// Connect with a plain URL (demo and tests).
+/// Connect with a plain URL (demo and tests), read like a configured one: the same
+/// parameters (`sslmode`, `sslrootcert`, ...) and the same password lookup.
 pub async fn connect_url(url: &str) -> Result<Client> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(|source| Error::Db {
-        context: format!("connecting to {}", crate::config::redact_url(url)),
-        source,
-    })?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+    let endpoint = Endpoint::from_url(url)?;
+    open(&endpoint, &endpoint.pg, None).await
 }

@@ -6,11 +6,45 @@
 
 use std::time::Duration;
 
-use pgwire_replication::{ReplicationClient, ReplicationConfig, ReplicationEvent};
+use pgwire_replication::config::TlsConfig;
+use pgwire_replication::{PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent};
 
-use crate::config::Endpoint;
+use crate::config::{Endpoint, RootCert, SslMode, TlsSettings};
 use crate::error::{Error, Result};
 use crate::Lsn;
+
+/// The endpoint's `sslmode` / `sslrootcert` as pgwire-replication's TLS settings, with the
+/// same meaning as for the SQL connections (`crate::tls`):
+/// - `prefer` falls back to plain when the server refuses TLS, and checks no certificate;
+/// - `require` with `sslrootcert` verifies the chain (libpq), i.e. its `verify_ca`;
+/// - `sslrootcert=system` is its "no CA file" case, which trusts the same Mozilla roots;
+/// - `verify-full` against an IP address: the crate refuses an IP host unless an SNI name is
+///   set, and uses that name for the check; giving it the IP itself makes rustls check the
+///   certificate's IP subjectAltName (and send no SNI, as TLS wants for addresses), which is
+///   what the SQL connections do too.
+fn tls_config(endpoint: &Endpoint) -> TlsConfig {
+    let TlsSettings { mode, root_cert } = &endpoint.tls;
+    let ca_file = match root_cert {
+        Some(RootCert::File { path, .. }) => Some(path.clone()),
+        Some(RootCert::System) | None => None,
+    };
+    let tls = match mode {
+        _ if endpoint.is_unix_socket() => TlsConfig::disabled(),
+        SslMode::Disable => TlsConfig::disabled(),
+        SslMode::Prefer => TlsConfig {
+            mode: pgwire_replication::SslMode::Prefer,
+            ..TlsConfig::default()
+        },
+        SslMode::Require if root_cert.is_none() => TlsConfig::require(),
+        SslMode::Require | SslMode::VerifyCa => TlsConfig::verify_ca(ca_file),
+        SslMode::VerifyFull => TlsConfig::verify_full(ca_file),
+    };
+    if *mode == SslMode::VerifyFull && endpoint.host.parse::<std::net::IpAddr>().is_ok() {
+        tls.with_sni_hostname(endpoint.host.clone())
+    } else {
+        tls
+    }
+}
 
 fn base_config(endpoint: &Endpoint, slot: &str, publication: &str) -> ReplicationConfig {
     ReplicationConfig::new(
@@ -24,11 +58,19 @@ fn base_config(endpoint: &Endpoint, slot: &str, publication: &str) -> Replicatio
     .with_port(endpoint.port)
     .with_application_name("pgvshift")
     .with_binary(true)
+    .with_tls(tls_config(endpoint))
 }
 
-fn repl_err(context: impl Into<String>) -> impl FnOnce(pgwire_replication::PgWireError) -> Error {
+fn repl_err(context: impl Into<String>) -> impl FnOnce(PgWireError) -> Error {
     let context = context.into();
     move |source| Error::Replication { context, source }
+}
+
+/// Like [`repl_err`], but a failure to open the connection (unreachable, TLS, authentication,
+/// pg_hba.conf) becomes the same one-line [`Error::Connect`] as for SQL connections.
+fn connect_err(endpoint: &Endpoint, context: impl Into<String>) -> impl FnOnce(PgWireError) -> Error + '_ {
+    let context = context.into();
+    move |source| crate::connect_error::replication(endpoint, &source).unwrap_or(Error::Replication { context, source })
 }
 
 /// A slot just created with an exported snapshot. The snapshot stays importable only while
@@ -51,16 +93,24 @@ impl SlotSnapshot {
 /// it unquoted).
 pub async fn create_slot_with_snapshot(endpoint: &Endpoint, slot: &str, publication: &str) -> Result<SlotSnapshot> {
     let cfg = base_config(endpoint, slot, publication);
-    let mut session = ReplicationClient::connect_gated(cfg).await.map_err(repl_err(format!(
-        "opening a replication connection to the source {}",
-        endpoint.redacted_url
-    )))?;
+    let mut session = ReplicationClient::connect_gated(cfg).await.map_err(connect_err(
+        endpoint,
+        format!(
+            "opening a replication connection to the source {}",
+            endpoint.redacted_url
+        ),
+    ))?;
+    // The session connects in the background: a failure to connect surfaces here, at the
+    // first command.
     let rows = session
         .simple_query(&format!(
             "CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput EXPORT_SNAPSHOT"
         ))
         .await
-        .map_err(repl_err(format!("creating replication slot {slot} on the source")))?;
+        .map_err(connect_err(
+            endpoint,
+            format!("creating replication slot {slot} on the source"),
+        ))?;
     let row = rows
         .first()
         .ok_or_else(|| Error::Runtime(format!("CREATE_REPLICATION_SLOT {slot} returned no row")))?;
@@ -128,10 +178,13 @@ impl Stream {
                 .with_start_lsn(start.into())
                 .with_status_interval(status_interval)
                 .with_wakeup_interval(status_interval);
-            let mut client = ReplicationClient::connect(cfg).await.map_err(repl_err(format!(
-                "opening a replication connection to the source {}",
-                endpoint.redacted_url
-            )))?;
+            let mut client = ReplicationClient::connect(cfg).await.map_err(connect_err(
+                endpoint,
+                format!(
+                    "opening a replication connection to the source {}",
+                    endpoint.redacted_url
+                ),
+            ))?;
             match client.wait_started().await {
                 Ok(()) => {
                     return Ok(Stream {
@@ -143,7 +196,12 @@ impl Stream {
                     tracing::info!(slot = %slot, "the slot is still held by a previous session; waiting for it to end");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                Err(e) => return Err(repl_err(format!("starting replication from slot {slot} at {start}"))(e)),
+                Err(e) => {
+                    return Err(connect_err(
+                        endpoint,
+                        format!("starting replication from slot {slot} at {start}"),
+                    )(e))
+                }
             }
         }
     }

@@ -365,6 +365,7 @@ async fn connect_within(config: &Config, side: Side) -> std::result::Result<Clie
 /// or a test connection to each finds the one that does not answer.
 async fn lost_side(config: &Config, error: &Error, stage: Stage) -> Lost {
     match error {
+        Error::Connect { side: Some(side), .. } => return (*side).into(),
         Error::Replication { .. } | Error::Runtime(_) => return Lost::Source,
         Error::Db { .. } if stage == Stage::Streaming => return Lost::Target,
         Error::Db { context, .. } => match (context.contains("the source"), context.contains("the target")) {

@@ -531,3 +531,45 @@ async fn an_invalidated_slot_requires_a_fresh_snapshot() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_servers_are_findings_with_one_line_causes() {
+    let env = TestEnv::new("chk_conn", "");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = format!(
+        "[source]\nurl = \"postgresql://postgres:Sup3rSecret@127.0.0.1:{closed}/{db}\"\n[target]\nurl = \"postgresql://postgres:Sup3rSecret@127.0.0.1:{}/no_such_db\"\n[replication]\nslot = \"s\"\npublication = \"p\"\n[[tables]]\nsource = \"items\"\n",
+        env.target.port(),
+        db = env.name
+    );
+    let config = write(&env.dir, "conn.toml", &text);
+    let (code, stdout, stderr) = check(&env, &config, &[]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("Sup3rSecret") && !stderr.contains("Sup3rSecret"),
+        "{stdout}\n{stderr}"
+    );
+    let line = |needle: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}:\n{stdout}"))
+            .to_string()
+    };
+    let source = line("[connect] source");
+    assert!(
+        source.starts_with("BLOCKING")
+            && source.contains("connection refused")
+            && source.contains(&format!("127.0.0.1:{closed}")),
+        "{source}"
+    );
+    let target = line("[connect] target");
+    assert!(
+        target.starts_with("BLOCKING") && target.contains("no_such_db"),
+        "{target}"
+    );
+    assert!(stderr.contains("2 blocking problem(s) found"), "{stderr}");
+}

@@ -324,7 +324,7 @@ async fn target_down_too_long_gives_up_and_the_next_run_resumes() {
         .expect("`run` must not retry when the target is down at startup");
     let log = refused.stderr();
     assert_eq!(status.code(), Some(3), "{log}");
-    assert!(log.contains("error: connecting to the target"), "{log}");
+    assert!(log.contains("error: cannot connect to the target"), "{log}");
     assert!(!log.contains("reconnecting in"), "{log}");
 
     // Back up; a run with a short limit resumes, then loses the target for longer than that.

@@ -52,6 +52,12 @@ impl TestEnv {
         )
     }
 
+    /// Like [`TestEnv::new`], on clusters that already run (e.g. a private pair that several
+    /// tests of one file share, made once with [`TestEnv::new_private`]).
+    pub fn on(prefix: &str, source_sql: &str, source: &'static LocalCluster, target: &'static LocalCluster) -> TestEnv {
+        Self::on_clusters(prefix, source_sql, source, target)
+    }
+
     fn on_clusters(
         prefix: &str,
         source_sql: &str,
@@ -105,6 +111,24 @@ impl TestEnv {
             }
         }
         let path = self.dir.join("pgvshift.toml");
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+
+    /// A config file `file` (in this test's directory) for `tables` with these connection URLs
+    /// instead of the clusters' plain ones (e.g. with `sslmode`, a password, another port).
+    pub fn write_config_with_urls(&self, file: &str, source_url: &str, target_url: &str, tables: &[&str]) -> PathBuf {
+        let mut toml = format!(
+            "[source]\nurl = {}\n[target]\nurl = {}\n[replication]\nslot = \"{}\"\npublication = \"{}\"\nstatus_interval_secs = 1\n",
+            toml_string(source_url),
+            toml_string(target_url),
+            self.name,
+            self.name
+        );
+        for t in tables {
+            toml.push_str(&format!("[[tables]]\nsource = {}\n", toml_string(t)));
+        }
+        let path = self.dir.join(file);
         std::fs::write(&path, toml).unwrap();
         path
     }
