@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -135,6 +135,13 @@ pub struct ApplyStats {
     pub applied_lsn: AtomicU64,
     /// Target commits of changes or idle positions (a sign that streaming works).
     pub target_commits: AtomicU64,
+    /// Source commit time (µs since the Unix epoch) of the last transaction committed on the
+    /// target; 0 before the first.
+    pub last_commit_micros: AtomicI64,
+    /// Changes applied, by target table and kind (insert, update, delete, truncate).
+    pub by_table: crate::metrics::ChangeCounters,
+    /// Seconds from opening a target transaction to its COMMIT (one batch).
+    pub batch_seconds: crate::metrics::BatchLatency,
 }
 
 #[derive(Debug)]
@@ -180,6 +187,8 @@ pub struct Applier {
     /// The stored applied LSN: transactions committing before it were applied already.
     applied_lsn: Lsn,
     in_target_txn: bool,
+    /// When the open target transaction began (batch latency for `/metrics`).
+    batch_opened: std::time::Instant,
     skipping: bool,
     current_xid: u32,
     current_final_lsn: Lsn,
@@ -218,6 +227,7 @@ impl Applier {
             in_flight: FuturesOrdered::new(),
             applied_lsn,
             in_target_txn: false,
+            batch_opened: std::time::Instant::now(),
             skipping: false,
             current_xid: 0,
             current_final_lsn: Lsn::ZERO,
@@ -259,6 +269,7 @@ impl Applier {
                 .await
                 .db(|| "opening a target transaction".into())?;
             self.in_target_txn = true;
+            self.batch_opened = std::time::Instant::now();
         }
         Ok(true)
     }
@@ -308,6 +319,12 @@ impl Applier {
         self.batch_changes = 0;
         self.applied_lsn = end_lsn;
         self.committed(end_lsn);
+        self.stats.batch_seconds.observe(self.batch_opened.elapsed());
+        if let Ok(micros) = commit_time.duration_since(UNIX_EPOCH) {
+            self.stats
+                .last_commit_micros
+                .store(micros.as_micros() as i64, Ordering::Relaxed);
+        }
         Ok(Some(end_lsn))
     }
 
@@ -342,6 +359,12 @@ impl Applier {
             .db(|| "recording an idle position on the target".into())?;
         self.applied_lsn = lsn;
         self.committed(lsn);
+        // Caught up as of now: the lag in seconds restarts from here.
+        if let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) {
+            self.stats
+                .last_commit_micros
+                .store(now.as_micros() as i64, Ordering::Relaxed);
+        }
         Ok(true)
     }
 
@@ -365,6 +388,7 @@ impl Applier {
             _ if self.skipping => Ok(()),
             LogicalMessage::Insert { relid, new } => {
                 let new = self.map_tuple(relid, new)?;
+                self.count(relid, "insert");
                 self.insert(relid, new).await
             }
             LogicalMessage::Update { relid, old, new } => {
@@ -373,17 +397,31 @@ impl Applier {
                     None => None,
                 };
                 let new = self.map_tuple(relid, new)?;
+                self.count(relid, "update");
                 self.update(relid, old, new).await
             }
             LogicalMessage::Delete { relid, old } => {
                 let tuple = self.map_tuple(relid, old.tuple)?;
+                self.count(relid, "delete");
                 self.delete(relid, old.kind, tuple).await
             }
             LogicalMessage::Truncate {
                 restart_identity,
                 relids,
                 ..
-            } => self.truncate(restart_identity, &relids).await,
+            } => {
+                for relid in &relids {
+                    self.count(*relid, "truncate");
+                }
+                self.truncate(restart_identity, &relids).await
+            }
+        }
+    }
+
+    /// Count one change of a configured table for `/metrics` (by target table and kind).
+    fn count(&self, relid: Oid, kind: &'static str) {
+        if let Some(rel) = self.relations.get(&relid) {
+            self.stats.by_table.inc(&rel.table.map.target.to_string(), kind);
         }
     }
 

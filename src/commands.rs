@@ -153,6 +153,9 @@ pub struct Status {
     pub confirmed_flush_lsn: Option<String>,
     pub source_current_lsn: Option<String>,
     pub lag_bytes: Option<i64>,
+    /// Seconds since the source committed the last applied transaction (or since the stream
+    /// last confirmed it was idle and caught up).
+    pub lag_seconds: Option<f64>,
     pub seconds_since_last_applied_commit: Option<f64>,
     pub slot_active: bool,
     /// WAL the slot holds back on the source: `pg_current_wal_lsn() - restart_lsn`.
@@ -220,6 +223,7 @@ pub async fn status(config: &Config) -> Result<Status> {
         confirmed_flush_lsn: confirmed,
         source_current_lsn: Some(current),
         lag_bytes: lag,
+        lag_seconds: progress.as_ref().and_then(|p| p.lag_secs),
         seconds_since_last_applied_commit: progress.as_ref().and_then(|p| p.last_applied_age_secs),
         slot_active,
         retained_wal_bytes: retained,
@@ -233,7 +237,7 @@ pub async fn status(config: &Config) -> Result<Status> {
 
 pub fn render_status(s: &Status) -> String {
     let mut out = format!(
-        "phase: {}\nslot: {} ({})\napplied_lsn: {}\nconfirmed_flush_lsn: {}\nsource_current_lsn: {}\nlag_bytes: {}\nseconds_since_last_applied_commit: {}\nretained_wal: {}{}\n{}tables:\n",
+        "phase: {}\nslot: {} ({})\napplied_lsn: {}\nconfirmed_flush_lsn: {}\nsource_current_lsn: {}\nlag_bytes: {}\nlag_seconds: {}\nseconds_since_last_applied_commit: {}\nretained_wal: {}{}\n{}tables:\n",
         s.phase,
         s.slot,
         if s.slot_active { "active" } else { "inactive" },
@@ -241,6 +245,7 @@ pub fn render_status(s: &Status) -> String {
         s.confirmed_flush_lsn.as_deref().unwrap_or("-"),
         s.source_current_lsn.as_deref().unwrap_or("-"),
         s.lag_bytes.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+        s.lag_seconds.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
         s.seconds_since_last_applied_commit.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
         s.retained_wal_bytes.map(human_bytes).unwrap_or_else(|| "-".into()),
         s.wal_status.as_ref().map(|w| format!(" (wal_status {w})")).unwrap_or_default(),

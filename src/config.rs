@@ -76,6 +76,8 @@ pub struct Config {
     pub snapshot: SnapshotSettings,
     pub indexes: IndexSettings,
     pub tables: Vec<TableConfig>,
+    /// `[metrics] listen`: where `run` serves `/metrics` and `/healthz` (None: not served).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// One database to connect to. `Debug` and `Display` never show the password.
@@ -452,8 +454,15 @@ struct RawConfig {
     replication: RawReplication,
     snapshot: Option<RawSnapshot>,
     indexes: Option<RawIndexes>,
+    metrics: Option<RawMetrics>,
     #[serde(default)]
     tables: Vec<RawTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -584,6 +593,22 @@ impl Config {
         let replication = validate_replication(&ctx, raw.replication)?;
         let snapshot = validate_snapshot(&ctx, raw.snapshot)?;
         let indexes = validate_indexes(&ctx, raw.indexes)?;
+        let metrics_listen = match raw.metrics.and_then(|m| m.listen) {
+            None => None,
+            Some(v) => match v.get_ref().trim().parse::<std::net::SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    return ctx.invalid(
+                        "metrics.listen",
+                        v.span(),
+                        format!(
+                            "{:?} is not an address to listen on: write IP:PORT, e.g. \"127.0.0.1:9187\" (or \"0.0.0.0:9187\" for every interface)",
+                            v.get_ref()
+                        ),
+                    )
+                }
+            },
+        };
         let tables = validate_tables(&ctx, raw.tables)?;
         let source = endpoint_from(&ctx, "source", "source.url", SOURCE_URL_ENV, raw.source, env)?;
         let target = endpoint_from(&ctx, "target", "target.url", TARGET_URL_ENV, raw.target, env)?;
@@ -610,6 +635,7 @@ impl Config {
             snapshot,
             indexes,
             tables,
+            metrics_listen,
         })
     }
 }
@@ -2057,6 +2083,22 @@ Qy9zdvPEy3AQ58gvkytQaYgCaLY=
         assert!(!config.tables.is_empty());
         assert_eq!(config.source.password, None);
         assert_eq!(config.target.password, None);
+    }
+
+    #[test]
+    fn metrics_listen_address() {
+        let text = config_text("postgresql://u@h/s", "postgresql://u@h/t", "")
+            .replace("[[tables]]", "[metrics]\nlisten = \"127.0.0.1:9187\"\n[[tables]]");
+        let c = parse(&text, &no_env).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9187".parse().unwrap()));
+        let bad = parse_err(&text.replace("127.0.0.1:9187", "localhost")).to_string();
+        assert!(bad.contains("metrics.listen") && bad.contains("IP:PORT"), "{bad}");
+        assert_eq!(
+            parse(&config_text("postgresql://u@h/s", "postgresql://u@h/t", ""), &no_env)
+                .unwrap()
+                .metrics_listen,
+            None
+        );
     }
 
     #[test]

@@ -63,6 +63,48 @@ pub struct CopyProgress {
     pub bytes: AtomicU64,
     pub tables_done: AtomicU64,
     pub rows: AtomicU64,
+    /// Per table, for progress bars and log lines (reset when a snapshot starts).
+    pub tables: std::sync::Mutex<Vec<TableProgress>>,
+}
+
+/// One table's copy as the progress display sees it.
+#[derive(Debug, Clone)]
+pub struct TableProgress {
+    pub name: String,
+    /// Planner estimates (reltuples, heap + TOAST size): the ETA's basis.
+    pub estimated_rows: i64,
+    pub estimated_bytes: i64,
+    /// COPY bytes read from the source so far.
+    pub bytes: u64,
+    /// Exact, once the table's copy has committed.
+    pub rows: Option<u64>,
+    pub started: Option<std::time::Instant>,
+    pub finished: Option<std::time::Instant>,
+}
+
+impl CopyProgress {
+    fn register(&self, jobs: &[CopyJob]) {
+        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        *tables = jobs
+            .iter()
+            .map(|j| TableProgress {
+                name: j.source.name.to_string(),
+                estimated_rows: j.source.estimated_rows,
+                estimated_bytes: j.source.table_bytes,
+                bytes: 0,
+                rows: None,
+                started: None,
+                finished: None,
+            })
+            .collect();
+    }
+
+    fn update(&self, name: &str, f: impl FnOnce(&mut TableProgress)) {
+        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = tables.iter_mut().find(|t| t.name == name) {
+            f(t);
+        }
+    }
 }
 
 /// Copy every job under the exported snapshot with `workers` parallel connections.
@@ -73,6 +115,7 @@ pub async fn copy_tables(
     jobs: Vec<CopyJob>,
     progress: Arc<CopyProgress>,
 ) -> Result<Vec<(QualifiedName, u64)>> {
+    progress.register(&jobs);
     let queue = Arc::new(Mutex::new(jobs.into_iter().collect::<VecDeque<_>>()));
     let workers = config.snapshot.workers.max(1).min(queue.lock().unwrap().len().max(1));
     let mut handles = Vec::new();
@@ -151,6 +194,8 @@ async fn copy_one(
 ) -> Result<u64> {
     let target = &job.map.target;
     let started = std::time::Instant::now();
+    let source_name = job.source.name.to_string();
+    progress.update(&source_name, |t| t.started = Some(started));
     let tx = tgt
         .transaction()
         .await
@@ -216,6 +261,7 @@ async fn copy_one(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.db(|| format!("reading {} from the source", job.source.name))?;
         progress.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        progress.update(&source_name, |t| t.bytes += chunk.len() as u64);
         let chunk = match transcoder.as_mut() {
             None => chunk,
             Some(t) => {
@@ -285,6 +331,10 @@ async fn copy_one(
         .db(|| "recording copy progress".into())?;
     tx.commit().await.db(|| format!("committing the copy of {target}"))?;
     progress.rows.fetch_add(rows, Ordering::Relaxed);
+    progress.update(&source_name, |t| {
+        t.rows = Some(rows);
+        t.finished = Some(std::time::Instant::now());
+    });
     tracing::info!(
         table = %job.source.name,
         target = %target,

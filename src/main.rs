@@ -1,6 +1,7 @@
 //! The `pgvshift` binary: parse the command line, set up logging, run a verb, map its error to
 //! an exit code (0 ok, 1 blocking problem found, 2 bad usage or config, 3 runtime error).
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -67,7 +68,7 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
         /// Print JSON (keys: phase, slot, tables, applied_lsn, confirmed_flush_lsn,
-        /// source_current_lsn, lag_bytes, seconds_since_last_applied_commit, slot_active,
+        /// source_current_lsn, lag_bytes, seconds_since_last_applied_commit, slot_active, lag_seconds,
         /// retained_wal_bytes, wal_status, snapshot_age_secs).
         #[arg(long)]
         json: bool,
@@ -109,10 +110,36 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(|| BarAwareStderr(Vec::new()));
     match format {
         LogFormat::Human => builder.with_target(false).init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// One log event for stderr, written when dropped with the snapshot's progress bars (if any)
+/// cleared, so log lines appear above the bars instead of through them.
+struct BarAwareStderr(Vec<u8>);
+
+impl std::io::Write for BarAwareStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BarAwareStderr {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let event = std::mem::take(&mut self.0);
+            pgvshift::progress::suspend_bars(|| {
+                let _ = std::io::stderr().write_all(&event);
+            });
+        }
     }
 }
 
@@ -133,7 +160,7 @@ fn stop_on_signals() -> watch::Receiver<bool> {
     rx
 }
 
-async fn dispatch(command: Command) -> Result<(), Error> {
+async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), Error> {
     let load = |p: &PathBuf| Config::load(p).map_err(Error::from);
     match command {
         Command::Plan { config } => {
@@ -170,7 +197,16 @@ async fn dispatch(command: Command) -> Result<(), Error> {
             let config = load(&config)?;
             let stop = stop_on_signals();
             let opts = pgvshift::check::Options { truncate_target };
-            pgvshift::run::run_with(&config, opts, stop, Arc::default()).await?;
+            let stats = Arc::new(pgvshift::run::RunStats::default());
+            let display = if matches!(log_format, LogFormat::Human) && std::io::stderr().is_terminal() {
+                pgvshift::progress::Display::Bars
+            } else {
+                pgvshift::progress::Display::Lines
+            };
+            let progress = pgvshift::progress::spawn(stats.copy.clone(), display);
+            let result = pgvshift::run::run_with(&config, opts, stop, stats).await;
+            progress.abort();
+            result?;
         }
         Command::Status { config, json } => {
             let config = load(&config)?;
@@ -213,7 +249,7 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(dispatch(cli.command, cli.log_format)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -16,7 +16,7 @@
 //!   retained WAL past max_retained_wal (crate::walguard) ──> stop, never retried
 //! ```
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,53 @@ pub struct RunStats {
     pub wal: Arc<WalStats>,
     /// Times both connections were established again after a lost one (the run went on).
     pub reconnects: AtomicU64,
+    /// What the run is doing now ([`Phase`] as u8), for `/healthz` and `/metrics`.
+    phase: AtomicU8,
+}
+
+/// What a run is doing, as `/healthz` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Checks,
+    Snapshot,
+    Streaming,
+    Reconnecting,
+    Stopped,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Checks => "checks",
+            Phase::Snapshot => "snapshot",
+            Phase::Streaming => "streaming",
+            Phase::Reconnecting => "reconnecting",
+            Phase::Stopped => "stopped",
+        }
+    }
+}
+
+impl RunStats {
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            1 => Phase::Snapshot,
+            2 => Phase::Streaming,
+            3 => Phase::Reconnecting,
+            4 => Phase::Stopped,
+            _ => Phase::Checks,
+        }
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        let v = match phase {
+            Phase::Checks => 0,
+            Phase::Snapshot => 1,
+            Phase::Streaming => 2,
+            Phase::Reconnecting => 3,
+            Phase::Stopped => 4,
+        };
+        self.phase.store(v, Ordering::Relaxed);
+    }
 }
 
 /// How long `run` waits for a lock on a source table (CREATE PUBLICATION, the REPLICA IDENTITY
@@ -74,6 +121,17 @@ pub async fn run_with(
     stop: watch::Receiver<bool>,
     stats: Arc<RunStats>,
 ) -> Result<Lsn> {
+    stats.set_phase(Phase::Checks);
+    let _metrics = match config.metrics_listen {
+        Some(addr) => Some(crate::metrics::serve(addr, stats.clone()).await?),
+        None => None,
+    };
+    let result = run_checked(config, opts, stop, stats.clone()).await;
+    stats.set_phase(Phase::Stopped);
+    result
+}
+
+async fn run_checked(config: &Config, opts: Options, stop: watch::Receiver<bool>, stats: Arc<RunStats>) -> Result<Lsn> {
     let pre = checked(check::preflight(config, opts).await?)?;
     let (guard, stop) = WalGuard::spawn(config, stop, stats.wal.clone());
 
@@ -91,6 +149,7 @@ pub async fn run_with(
             Err(e) if e.is_transient() => e,
             Err(e) => return Err(e),
         };
+        stats.set_phase(Phase::Reconnecting);
         if attempt.recovered(&stats, stage) {
             reconnects.recovered();
         }
@@ -222,6 +281,7 @@ async fn execute(
         let tables = target_tables(&inspection, &target).await?;
         drop((source, target));
         *stage = Stage::Streaming;
+        stats.set_phase(Phase::Streaming);
         tracing::info!(slot = %slot, applied = %start, "snapshot already complete: resuming the stream");
         let applied = stream::stream_changes(config, tables, start, stop, stats.apply.clone()).await?;
         return guard_outcome(guard, config, applied);
@@ -236,6 +296,7 @@ async fn execute(
     // From here on, things change. A stop request during the snapshot ends it at once: the
     // next run recognises the unfinished snapshot and starts it over.
     *stage = Stage::Snapshot;
+    stats.set_phase(Phase::Snapshot);
     let mut stop_wait = stop.clone();
     let snapshot = snapshot(
         config,
@@ -263,6 +324,7 @@ async fn execute(
     drop(source);
     stats.apply.applied_lsn.fetch_max(consistent_point.0, Ordering::Relaxed);
     *stage = Stage::Streaming;
+    stats.set_phase(Phase::Streaming);
     let applied = stream::stream_changes(config, tables, consistent_point, stop, stats.apply.clone()).await?;
     guard_outcome(guard, config, applied)
 }

@@ -39,6 +39,9 @@ pub struct Progress {
     /// Seconds since the snapshot started (its slot and exported snapshot hold back WAL
     /// recycling and, while the copy runs, vacuum on the source).
     pub snapshot_age_secs: Option<f64>,
+    /// Seconds since the source committed the last applied transaction, or since the stream
+    /// last recorded that it was idle and caught up, whichever is later.
+    pub lag_secs: Option<f64>,
 }
 
 /// Per-table state row.
@@ -120,7 +123,9 @@ pub async fn load_progress(client: &impl GenericClient, slot: &str) -> Result<Op
         .query_opt(
             "SELECT slot, publication, created_publication, phase, consistent_point::text, applied_lsn::text, \
                     extract(epoch FROM now() - last_applied_at)::float8, \
-                    extract(epoch FROM now() - snapshot_started_at)::float8 \
+                    extract(epoch FROM now() - snapshot_started_at)::float8, \
+                    extract(epoch FROM now() - greatest(last_commit_time, \
+                        CASE WHEN updated_at > last_applied_at THEN updated_at END))::float8 \
                FROM pgvshift.progress WHERE slot = $1",
             &[&slot],
         )
@@ -138,6 +143,7 @@ pub async fn load_progress(client: &impl GenericClient, slot: &str) -> Result<Op
         applied_lsn: r.get::<_, Option<String>>(5).and_then(|s| s.parse().ok()),
         last_applied_age_secs: r.get(6),
         snapshot_age_secs: r.get(7),
+        lag_secs: r.get(8),
     }))
 }
 

@@ -7,7 +7,7 @@
 //! snapshot over anyway, so nothing is lost); while streaming it keeps the slot so the next
 //! `run` can resume, and the message explains the choice.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,8 @@ use crate::pg::{connect, Side};
 pub struct WalStats {
     /// Bytes of WAL the slot retains on the source (-1 until first measured).
     pub retained_bytes: AtomicI64,
+    /// The source's `pg_current_wal_lsn()` at the last measurement (0 until then), for the lag.
+    pub source_current_lsn: AtomicU64,
 }
 
 /// Why the guard stopped the run.
@@ -99,16 +101,21 @@ async fn watch_loop(
         }
         if let Some(c) = &client {
             match c
-                .query_opt(
-                    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, wal_status \
-                       FROM pg_replication_slots WHERE slot_name = $1",
+                .query_one(
+                    "SELECT pg_current_wal_lsn()::text, \
+                            (SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint \
+                               FROM pg_replication_slots WHERE slot_name = $1), \
+                            (SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1)",
                     &[&slot],
                 )
                 .await
             {
-                Ok(Some(row)) => {
-                    let retained: Option<i64> = row.get(0);
-                    let wal_status: Option<String> = row.get(1);
+                Ok(row) => {
+                    if let Ok(current) = row.get::<_, String>(0).parse::<crate::Lsn>() {
+                        stats.source_current_lsn.store(current.0, Ordering::Relaxed);
+                    }
+                    let retained: Option<i64> = row.get(1);
+                    let wal_status: Option<String> = row.get(2);
                     if wal_status.as_deref() == Some("lost") {
                         *reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(StopReason::SlotLost);
                         let _ = stop.send(true);
@@ -136,7 +143,6 @@ async fn watch_loop(
                         }
                     }
                 }
-                Ok(None) => {}
                 Err(e) => {
                     tracing::debug!("measuring the slot's retained WAL: {}", crate::pg::describe(&e));
                     client = None;

@@ -15,7 +15,7 @@ use support::TestEnv;
 const PASSWORD: &str = "s3cretpw";
 
 /// Keys of `status --json`, exactly.
-const STATUS_KEYS: [&str; 12] = [
+const STATUS_KEYS: [&str; 13] = [
     "phase",
     "slot",
     "tables",
@@ -23,6 +23,7 @@ const STATUS_KEYS: [&str; 12] = [
     "confirmed_flush_lsn",
     "source_current_lsn",
     "lag_bytes",
+    "lag_seconds",
     "seconds_since_last_applied_commit",
     "slot_active",
     "retained_wal_bytes",

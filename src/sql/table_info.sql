@@ -5,6 +5,7 @@ SELECT c.oid                                      AS relid,
        c.relreplident::text                       AS replica_identity,
        greatest(c.reltuples, 0)::bigint           AS estimated_rows,
        pg_total_relation_size(c.oid)              AS total_bytes,
+       pg_table_size(c.oid)                       AS table_bytes,
        c.relispartition                           AS is_partition,
        quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS printed_name
 FROM pg_class c
