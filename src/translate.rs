@@ -841,7 +841,7 @@ mod tests {
     // helpers
 
     fn hex(s: &str) -> Vec<u8> {
-        assert!(s.len() % 2 == 0, "odd hex length");
+        assert!(s.len().is_multiple_of(2), "odd hex length");
         (0..s.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
@@ -1395,7 +1395,7 @@ mod tests {
         for dim in [0i16, -1, i16::MIN, 16_001, i16::MAX] {
             let mut v = dim.to_be_bytes().to_vec();
             v.extend_from_slice(&[0, 0]);
-            v.extend(std::iter::repeat(0).take(64));
+            v.extend(std::iter::repeat_n(0, 64));
             assert_eq!(
                 convert(Conversion::VectorToRealArray, &v),
                 Err(ConvertError::Dims {

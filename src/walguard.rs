@@ -133,7 +133,7 @@ async fn watch_loop(
                             }
                         }
                         let over_warn = config.replication.warn_retained_wal.is_some_and(|w| bytes as u64 > w);
-                        if last_log.map_or(true, |t| t.elapsed() >= Duration::from_secs(60)) {
+                        if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                             last_log = Some(Instant::now());
                             if over_warn {
                                 tracing::warn!(slot = %slot, retained = %human_bytes(bytes), wal_status = wal_status.as_deref().unwrap_or("-"), "the slot retains more WAL on the source than warn_retained_wal: check that pgvshift keeps up and that no long transaction is open on the source");
