@@ -146,6 +146,12 @@ async fn demo_inner(
         .db(|| "creating pgvector on the target".into())?;
     println!("  loaded in {:.1} s", load.elapsed().as_secs_f64());
 
+    println!("\n$ pgvshift check");
+    let findings = crate::check::check(&config, crate::check::Options::default()).await?;
+    for line in crate::check::render(&findings).lines() {
+        println!("  {line}");
+    }
+
     println!("\n$ pgvshift plan");
     let plan = crate::commands::plan(&config).await?;
     for line in plan.lines() {
