@@ -183,6 +183,10 @@ pub struct Applier {
     relations: HashMap<Oid, RelState>,
     statements: HashMap<StatementKey, Statement>,
     advance: Statement,
+    /// Adds a batch's changes to a table's counters in `pgvshift.tables`.
+    count_changes: Statement,
+    /// This batch's changes per source table: [inserts, updates, deletes, truncates].
+    batch_counts: HashMap<String, [i64; 4]>,
     in_flight: FuturesOrdered<InFlight>,
     /// The stored applied LSN: transactions committing before it were applied already.
     applied_lsn: Lsn,
@@ -213,6 +217,10 @@ impl Applier {
             .prepare(state::ADVANCE_SQL)
             .await
             .db(|| "preparing the progress update".into())?;
+        let count_changes = client
+            .prepare(state::COUNT_SQL)
+            .await
+            .db(|| "preparing the change counters' update".into())?;
         stats.applied_lsn.fetch_max(applied_lsn.0, Ordering::Relaxed);
         Ok(Applier {
             client: Arc::new(client),
@@ -224,6 +232,8 @@ impl Applier {
             relations: HashMap::new(),
             statements: HashMap::new(),
             advance,
+            count_changes,
+            batch_counts: HashMap::new(),
             in_flight: FuturesOrdered::new(),
             applied_lsn,
             in_target_txn: false,
@@ -300,6 +310,12 @@ impl Applier {
             self.in_target_txn = false;
             return Ok(None);
         };
+        for (table, c) in std::mem::take(&mut self.batch_counts) {
+            self.client
+                .execute(&self.count_changes, &[&self.slot, &table, &c[0], &c[1], &c[2], &c[3]])
+                .await
+                .db(|| format!("counting the changes applied to {table}"))?;
+        }
         let updated = self
             .client
             .execute(&self.advance, &[&self.slot, &end_lsn.to_string(), &Some(commit_time)])
@@ -342,6 +358,7 @@ impl Applier {
             self.in_target_txn = false;
             self.batch_changes = 0;
             self.batch_end = None;
+            self.batch_counts.clear();
         }
         Ok(())
     }
@@ -418,10 +435,18 @@ impl Applier {
         }
     }
 
-    /// Count one change of a configured table for `/metrics` (by target table and kind).
-    fn count(&self, relid: Oid, kind: &'static str) {
+    /// Count one change of a configured table: for `/metrics` (by target table and kind) and,
+    /// committed with the batch, in `pgvshift.tables` for `status`.
+    fn count(&mut self, relid: Oid, kind: &'static str) {
         if let Some(rel) = self.relations.get(&relid) {
             self.stats.by_table.inc(&rel.table.map.target.to_string(), kind);
+            let i = match kind {
+                "insert" => 0,
+                "update" => 1,
+                "delete" => 2,
+                _ => 3,
+            };
+            self.batch_counts.entry(rel.table.map.source.to_string()).or_default()[i] += 1;
         }
     }
 

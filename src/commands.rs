@@ -255,12 +255,16 @@ pub fn render_status(s: &Status) -> String {
     );
     for t in &s.tables {
         out.push_str(&format!(
-            "  {} -> {}.{}: {} ({} rows copied)\n",
+            "  {} -> {}.{}: {} ({} rows copied; applied since: {} inserts, {} updates, {} deletes, {} truncates)\n",
             t.source_table,
             quote_ident(&t.target_schema),
             quote_ident(&t.target_name),
             t.state,
-            t.rows_copied
+            t.rows_copied,
+            t.inserts,
+            t.updates,
+            t.deletes,
+            t.truncates
         ));
     }
     out

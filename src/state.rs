@@ -53,6 +53,11 @@ pub struct TableState {
     pub state: String,
     pub rows_copied: i64,
     pub created_table: bool,
+    /// Changes applied since the stream began (committed with them).
+    pub inserts: i64,
+    pub updates: i64,
+    pub deletes: i64,
+    pub truncates: i64,
 }
 
 /// The comment pgvshift puts on a publication it creates, so `cleanup` can recognise it even
@@ -153,7 +158,8 @@ pub async fn load_tables(client: &impl GenericClient, slot: &str) -> Result<Vec<
     }
     let rows = client
         .query(
-            "SELECT source_table, target_schema, target_name, state, rows_copied, created_table \
+            "SELECT source_table, target_schema, target_name, state, rows_copied, created_table, \
+                    inserts, updates, deletes, truncates \
                FROM pgvshift.tables WHERE slot = $1 ORDER BY source_table",
             &[&slot],
         )
@@ -167,6 +173,10 @@ pub async fn load_tables(client: &impl GenericClient, slot: &str) -> Result<Vec<
             state: r.get(3),
             rows_copied: r.get(4),
             created_table: r.get(5),
+            inserts: r.get(6),
+            updates: r.get(7),
+            deletes: r.get(8),
+            truncates: r.get(9),
         })
         .collect())
 }
@@ -258,6 +268,11 @@ pub async fn finish_snapshot(
 
 /// Statement that advances the progress row; run inside the apply transaction.
 /// $1 slot, $2 applied end LSN (text), $3 source commit time (timestamptz) or NULL for an idle advance.
+/// Add one batch's changes of one table to its counters ($1 slot, $2 source table, $3..$6
+/// inserts, updates, deletes, truncates); runs in the batch's transaction.
+pub const COUNT_SQL: &str = "UPDATE pgvshift.tables SET inserts = inserts + $3, updates = updates + $4, \
+       deletes = deletes + $5, truncates = truncates + $6 WHERE slot = $1 AND source_table = $2";
+
 pub const ADVANCE_SQL: &str = "UPDATE pgvshift.progress SET applied_lsn = $2::text::pg_lsn, \
        last_commit_time = coalesce($3, last_commit_time), \
        last_applied_at = CASE WHEN $3 IS NULL THEN last_applied_at ELSE now() END, \

@@ -138,6 +138,27 @@ async fn metrics_and_healthz_while_running() {
         assert!(Instant::now() < deadline, "no lag / retained WAL in:\n{body}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // status shows the same counts, from the target (committed with the changes).
+    let (code, stdout, stderr) = env.run_binary(&["status", "--config", path.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let table = &status["tables"][0];
+    assert_eq!(
+        (
+            &table["inserts"],
+            &table["updates"],
+            &table["deletes"],
+            &table["rows_copied"]
+        ),
+        (
+            &serde_json::json!(40),
+            &serde_json::json!(25),
+            &serde_json::json!(10),
+            &serde_json::json!(300)
+        ),
+        "{status}"
+    );
+    assert!(status["lag_seconds"].as_f64().is_some(), "{status}");
     assert_eq!(get(port, "/nope").map(|r| r.0), Some(404));
     run.stop().await;
     assert!(get(port, "/healthz").is_none(), "the server stops with the run");

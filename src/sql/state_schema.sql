@@ -34,3 +34,10 @@ CREATE TABLE IF NOT EXISTS pgvshift.tables (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (slot, source_table)
 );
+
+-- Changes applied per table since the stream began, committed with the changes themselves
+-- (so `status` reports them exactly, across restarts). Added after the first release.
+ALTER TABLE pgvshift.tables ADD COLUMN IF NOT EXISTS inserts bigint NOT NULL DEFAULT 0;
+ALTER TABLE pgvshift.tables ADD COLUMN IF NOT EXISTS updates bigint NOT NULL DEFAULT 0;
+ALTER TABLE pgvshift.tables ADD COLUMN IF NOT EXISTS deletes bigint NOT NULL DEFAULT 0;
+ALTER TABLE pgvshift.tables ADD COLUMN IF NOT EXISTS truncates bigint NOT NULL DEFAULT 0;
