@@ -144,6 +144,13 @@ pub struct ApplyStats {
     pub batch_seconds: crate::metrics::BatchLatency,
 }
 
+/// Kinds of change, in the order of the per-table counters.
+const KINDS: [&str; 4] = ["insert", "update", "delete", "truncate"];
+const INSERT: usize = 0;
+const UPDATE: usize = 1;
+const DELETE: usize = 2;
+const TRUNCATE: usize = 3;
+
 #[derive(Debug)]
 struct RelState {
     table: Arc<TargetTable>,
@@ -159,6 +166,8 @@ struct RelState {
     source_positions: Vec<usize>,
     conversions: Vec<Conversion>,
     source_columns: usize,
+    /// This table's `/metrics` counters, by [`KINDS`] index (looked up once, not per change).
+    counters: [prometheus_client::metrics::counter::Counter; 4],
     /// No exclusion and no conversion: tuples are used as they arrive.
     identity: bool,
 }
@@ -185,8 +194,8 @@ pub struct Applier {
     advance: Statement,
     /// Adds a batch's changes to a table's counters in `pgvshift.tables`.
     count_changes: Statement,
-    /// This batch's changes per source table: [inserts, updates, deletes, truncates].
-    batch_counts: HashMap<String, [i64; 4]>,
+    /// This batch's changes per relation, by [`KINDS`] index.
+    batch_counts: HashMap<Oid, [i64; 4]>,
     in_flight: FuturesOrdered<InFlight>,
     /// The stored applied LSN: transactions committing before it were applied already.
     applied_lsn: Lsn,
@@ -310,7 +319,11 @@ impl Applier {
             self.in_target_txn = false;
             return Ok(None);
         };
-        for (table, c) in std::mem::take(&mut self.batch_counts) {
+        for (relid, c) in std::mem::take(&mut self.batch_counts) {
+            let Some(rel) = self.relations.get(&relid) else {
+                continue;
+            };
+            let table = rel.table.map.source.to_string();
             self.client
                 .execute(&self.count_changes, &[&self.slot, &table, &c[0], &c[1], &c[2], &c[3]])
                 .await
@@ -405,7 +418,7 @@ impl Applier {
             _ if self.skipping => Ok(()),
             LogicalMessage::Insert { relid, new } => {
                 let new = self.map_tuple(relid, new)?;
-                self.count(relid, "insert");
+                self.count(relid, INSERT);
                 self.insert(relid, new).await
             }
             LogicalMessage::Update { relid, old, new } => {
@@ -414,12 +427,12 @@ impl Applier {
                     None => None,
                 };
                 let new = self.map_tuple(relid, new)?;
-                self.count(relid, "update");
+                self.count(relid, UPDATE);
                 self.update(relid, old, new).await
             }
             LogicalMessage::Delete { relid, old } => {
                 let tuple = self.map_tuple(relid, old.tuple)?;
-                self.count(relid, "delete");
+                self.count(relid, DELETE);
                 self.delete(relid, old.kind, tuple).await
             }
             LogicalMessage::Truncate {
@@ -428,7 +441,7 @@ impl Applier {
                 ..
             } => {
                 for relid in &relids {
-                    self.count(*relid, "truncate");
+                    self.count(*relid, TRUNCATE);
                 }
                 self.truncate(restart_identity, &relids).await
             }
@@ -437,16 +450,10 @@ impl Applier {
 
     /// Count one change of a configured table: for `/metrics` (by target table and kind) and,
     /// committed with the batch, in `pgvshift.tables` for `status`.
-    fn count(&mut self, relid: Oid, kind: &'static str) {
+    fn count(&mut self, relid: Oid, kind: usize) {
         if let Some(rel) = self.relations.get(&relid) {
-            self.stats.by_table.inc(&rel.table.map.target.to_string(), kind);
-            let i = match kind {
-                "insert" => 0,
-                "update" => 1,
-                "delete" => 2,
-                _ => 3,
-            };
-            self.batch_counts.entry(rel.table.map.source.to_string()).or_default()[i] += 1;
+            rel.counters[kind].inc();
+            self.batch_counts.entry(relid).or_default()[kind] += 1;
         }
     }
 
@@ -523,6 +530,10 @@ impl Applier {
         self.relations.insert(
             relation.relid,
             RelState {
+                counters: {
+                    let target_name = table.map.target.to_string();
+                    KINDS.map(|kind| self.stats.by_table.counter(&target_name, kind))
+                },
                 table,
                 relation,
                 key_idx,

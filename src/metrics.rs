@@ -45,6 +45,16 @@ impl ChangeCounters {
             .inc();
     }
 
+    /// The counter of one table and kind, to keep and increment without a lookup per change.
+    pub fn counter(&self, table: &str, kind: &str) -> Counter {
+        self.0
+            .get_or_create(&ChangeLabels {
+                table: table.to_string(),
+                kind: kind.to_string(),
+            })
+            .clone()
+    }
+
     /// The count for one table and kind (tests, status).
     pub fn get(&self, table: &str, kind: &str) -> u64 {
         self.0
