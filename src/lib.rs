@@ -28,6 +28,8 @@ pub mod state;
 pub mod stream;
 pub mod tls;
 pub mod translate;
+// `verify` (row-by-row comparison, ANN recall).
+pub mod verify;
 pub mod walguard;
 
 pub use lsn::Lsn;
