@@ -10,6 +10,8 @@ pub mod config;
 pub mod connect_error;
 pub mod copy;
 pub mod copyframe;
+// `cutover` (fence, catch-up, sequences, final verify).
+pub mod cutover;
 pub mod demo;
 pub mod error;
 pub mod indexdef;

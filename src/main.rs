@@ -105,6 +105,23 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         chunk_rows: usize,
     },
+    /// Switch over: wait for low lag and built indexes, fence writes on the source tables, wait
+    /// until the target has applied everything, copy sequences, verify, then say "switch the
+    /// application now". Needs `pgvshift run` streaming. Any failure lifts the fence.
+    Cutover {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Show each step and the current state, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON (at the end).
+        #[arg(long)]
+        json: bool,
+        /// After the switch: wait for `pgvshift run` to be stopped, then drop the slot, the
+        /// publication and pgvshift's state (as `cleanup --yes`).
+        #[arg(long)]
+        drop_slot: bool,
+    },
     // --- end verify and cutover ---
     /// Measure snapshot and streaming throughput against baselines run on the same throwaway
     /// clusters (psql COPY binary pipe; native logical replication).
@@ -248,6 +265,20 @@ async fn dispatch(command: Command) -> Result<(), Error> {
             if let Some(e) = pgvshift::verify::failure(&report) {
                 return Err(e);
             }
+        }
+        Command::Cutover {
+            config,
+            dry_run,
+            json,
+            drop_slot,
+        } => {
+            let config = load(&config)?;
+            let opts = pgvshift::cutover::Options {
+                dry_run,
+                json,
+                drop_slot,
+            };
+            pgvshift::cutover::cutover(&config, &opts, stop_on_signals()).await?;
         }
         // --- end verify and cutover ---
         Command::Bench { rows, dims, json } => {
