@@ -281,9 +281,15 @@ impl TableSpec {
                 let mut max = 0f32;
                 let mut differing = Vec::new();
                 for (i, (name, cmp)) in self.columns.iter().enumerate() {
-                    let e = cmp.expected(s.get(i).and_then(|v| v.as_deref()));
-                    let a = cmp.actual(t.get(i).and_then(|v| v.as_deref()));
-                    match cmp.compare(&e, &a) {
+                    let (sv, tv) = (s.get(i).and_then(|v| v.as_deref()), t.get(i).and_then(|v| v.as_deref()));
+                    if cmp.conversion == crate::translate::Conversion::Passthrough {
+                        // Same type on both sides: the binary forms compare as they are.
+                        if sv != tv {
+                            differing.push(name.clone());
+                        }
+                        continue;
+                    }
+                    match cmp.compare(&cmp.expected(sv), &cmp.actual(tv)) {
                         Outcome::Equal { max_abs_error } => max = max.max(max_abs_error),
                         Outcome::Differs => differing.push(name.clone()),
                     }
@@ -775,58 +781,79 @@ async fn compare_ranges(ctx: &Ctx<'_>, spec: &TableSpec, tally: &mut Tally, coun
         .prepare(&spec.src.chunk_after(true, chunk))
         .await
         .db(|| format!("preparing the chunk read on {}", spec.source_name))?;
-    let mut lo: Option<Key> = None;
-    loop {
-        let lo_params = params_of(lo.iter());
+    // The source's next chunk is read while the target's current one streams in.
+    let read_source = |lo: Option<Key>| {
         let stmt = if lo.is_some() { &next_chunk } else { &first_chunk };
-        let rows = ctx
-            .source
-            .query(stmt, &refs(&lo_params))
-            .await
-            .db(|| format!("reading a chunk of {}", spec.source_name))?;
-        let full = rows.len() >= chunk;
-        let mut source_rows: HashMap<Key, Values> = HashMap::with_capacity(rows.len());
-        let mut hi = None;
-        for r in &rows {
-            let (k, v) = split_row(r, nkey);
-            hi = Some(k.clone());
-            source_rows.insert(k, v);
+        async move {
+            let params = params_of(lo.iter());
+            let rows = ctx
+                .source
+                .query(stmt, &refs(&params))
+                .await
+                .db(|| format!("reading a chunk of {}", spec.source_name))?;
+            let full = rows.len() >= chunk;
+            let mut map: HashMap<Key, Values> = HashMap::with_capacity(rows.len());
+            let mut last = None;
+            for r in &rows {
+                let (k, v) = split_row(r, nkey);
+                last = Some(k.clone());
+                map.insert(k, v);
+            }
+            // The chunk's upper bound: its last key, unless it is the table's last chunk.
+            Ok::<_, Error>((map, if full { last } else { None }))
         }
-        drop(rows);
+    };
+    let mut lo: Option<Key> = None;
+    let mut current = read_source(None).await?;
+    loop {
+        let (mut source_rows, hi) = current;
         if !counted {
             tally.source_rows += source_rows.len() as u64;
         }
-        let hi = if full { hi } else { None };
-        let params = params_of(lo.iter().chain(hi.iter()));
-        let stream = ctx
-            .target
-            .query_raw(&spec.tgt.range(lo.is_some(), hi.is_some()), refs(&params))
-            .await
-            .db(|| format!("reading a chunk of {}", spec.target_name))?;
-        pin_mut!(stream);
-        while let Some(r) = stream
-            .try_next()
-            .await
-            .db(|| format!("reading a chunk of {}", spec.target_name))?
-        {
-            if !counted {
-                tally.target_rows += 1;
+        let next = async {
+            match &hi {
+                Some(h) => Some(read_source(Some(h.clone())).await),
+                None => None,
             }
-            let (k, t) = split_row(&r, nkey);
-            match source_rows.remove(&k) {
-                Some(s) => match spec.compare_rows(Some(&s), Some(&t)) {
-                    Ok(err) => tally.equal(err),
-                    Err(_) => tally.candidate(k),
-                },
-                None => tally.candidate(k),
+        };
+        let target_part = async {
+            let params = params_of(lo.iter().chain(hi.iter()));
+            let stream = ctx
+                .target
+                .query_raw(&spec.tgt.range(lo.is_some(), hi.is_some()), refs(&params))
+                .await
+                .db(|| format!("reading a chunk of {}", spec.target_name))?;
+            pin_mut!(stream);
+            while let Some(r) = stream
+                .try_next()
+                .await
+                .db(|| format!("reading a chunk of {}", spec.target_name))?
+            {
+                if !counted {
+                    tally.target_rows += 1;
+                }
+                let (k, t) = split_row(&r, nkey);
+                match source_rows.remove(&k) {
+                    Some(s) => match spec.compare_rows(Some(&s), Some(&t)) {
+                        Ok(err) => tally.equal(err),
+                        Err(_) => tally.candidate(k),
+                    },
+                    None => tally.candidate(k),
+                }
             }
-        }
-        for k in source_rows.into_keys() {
-            tally.candidate(k);
-        }
-        match hi {
-            Some(h) => lo = Some(h),
-            None => return Ok(()),
+            for k in source_rows.into_keys() {
+                tally.candidate(k);
+            }
+            Ok::<(), Error>(())
+        };
+        let (next, done) = tokio::join!(next, target_part);
+        done?;
+        match (hi, next) {
+            (Some(h), Some(next)) => {
+                current = next?;
+                lo = Some(h);
+            }
+            _ => return Ok(()),
         }
     }
 }
@@ -997,32 +1024,38 @@ async fn compare_multiset(ctx: &Ctx<'_>, spec: &TableSpec) -> Result<TableReport
         1
     };
     let mut status = "unsettled";
-    for round in 1..=rounds {
-        report.recheck_rounds = round - 1;
-        let s1 = multiset(ctx.source, spec, true).await?;
-        ctx.catch_up().await?;
-        let t = multiset(ctx.target, spec, false).await?;
-        report.source_rows = s1.0;
-        report.target_rows = t.0;
-        if spec.lossy() {
-            report.max_abs_error = Some(f64::from(s1.2));
-        }
-        if (s1.0, s1.1) == (t.0, t.1) {
-            status = "ok";
-            break;
-        }
-        if ctx.consistency != Consistency::Live {
-            status = "mismatch";
-            break;
-        }
-        let s2 = multiset(ctx.source, spec, true).await?;
-        if (s2.0, s2.1) == (t.0, t.1) {
-            status = "ok";
-            break;
-        }
-        if (s1.0, s1.1) == (s2.0, s2.1) {
-            status = "mismatch";
-            break;
+    // First as the sides are now (no wait): equal is the common case. Then, if they differ,
+    // the re-check rule on the whole table: S1, wait for the target, T, S2.
+    let s0 = multiset(ctx.source, spec, true).await?;
+    let t0 = multiset(ctx.target, spec, false).await?;
+    (report.source_rows, report.target_rows) = (s0.0, t0.0);
+    if spec.lossy() {
+        report.max_abs_error = Some(f64::from(s0.2));
+    }
+    if (s0.0, s0.1) == (t0.0, t0.1) {
+        status = "ok";
+    } else if ctx.consistency != Consistency::Live {
+        status = "mismatch";
+    } else {
+        for round in 1..=rounds {
+            report.recheck_rounds = round;
+            let s1 = multiset(ctx.source, spec, true).await?;
+            ctx.catch_up().await?;
+            let t = multiset(ctx.target, spec, false).await?;
+            (report.source_rows, report.target_rows) = (s1.0, t.0);
+            if (s1.0, s1.1) == (t.0, t.1) {
+                status = "ok";
+                break;
+            }
+            let s2 = multiset(ctx.source, spec, true).await?;
+            if (s2.0, s2.1) == (t.0, t.1) {
+                status = "ok";
+                break;
+            }
+            if (s1.0, s1.1) == (s2.0, s2.1) {
+                status = "mismatch";
+                break;
+            }
         }
     }
     report.compared_rows = report.source_rows;
