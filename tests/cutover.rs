@@ -456,5 +456,9 @@ async fn measure_verify_and_cutover() {
                 * 1000.0
         );
     }
+    // The text form, as an operator sees it.
+    let (code, stdout, stderr) = env.run_binary(&["cutover", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    eprintln!("{stdout}");
     run.stop().await;
 }
