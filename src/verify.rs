@@ -538,7 +538,7 @@ pub async fn verify_at(config: &Config, opts: &Options, consistency: Consistency
             continue;
         }
         collations(&ctx, &table, &map, &mut spec).await?;
-        let mut report = compare_table(&ctx, &spec, table.estimated_rows).await?;
+        let mut report = compare_table(&ctx, &spec).await?;
         if let Some((k, q)) = opts.ann {
             report.ann = measure_ann(&ctx, &table, &map, &spec, k, q).await?;
         }
@@ -648,10 +648,10 @@ async fn key_collations(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-async fn compare_table(ctx: &Ctx<'_>, spec: &TableSpec, estimated_rows: i64) -> Result<TableReport> {
+async fn compare_table(ctx: &Ctx<'_>, spec: &TableSpec) -> Result<TableReport> {
     let started = Instant::now();
     let mut report = if spec.keyed() {
-        compare_keyed(ctx, spec, estimated_rows).await?
+        compare_keyed(ctx, spec).await?
     } else {
         compare_multiset(ctx, spec).await?
     };
@@ -671,7 +671,7 @@ async fn compare_table(ctx: &Ctx<'_>, spec: &TableSpec, estimated_rows: i64) -> 
     Ok(report)
 }
 
-async fn compare_keyed(ctx: &Ctx<'_>, spec: &TableSpec, _estimated_rows: i64) -> Result<TableReport> {
+async fn compare_keyed(ctx: &Ctx<'_>, spec: &TableSpec) -> Result<TableReport> {
     let mut report = empty_report(spec, "primary_key");
     let mut tally = Tally::default();
     let sample = match ctx.opts.sample_percent {

@@ -339,6 +339,69 @@ async fn a_killed_cutover_leaves_no_fence() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fence_is_held_after_the_switch_until_sigterm() {
+    let env = TestEnv::new("cutover_hold", SETUP_PLAIN_IDS);
+    let path = config(&env, "final_verify = \"off\"\nhold_fence_secs = 3600");
+    let run = env.spawn_run(load(&path));
+    env.wait_streaming().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (writer, log) = start_writer(&env, stop.clone(), true);
+
+    let mut child = env.spawn_binary(&["cutover", "--config", path.to_str().unwrap()]);
+    let stdout = child.stdout.take().unwrap();
+    let out = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let out = out.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut o = out.lock().unwrap();
+                o.push_str(&line);
+                o.push('\n');
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out.lock().unwrap().contains("holding the fence") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "cutover exited: {}",
+            out.lock().unwrap()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no switch within 60 s: {}",
+            out.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(fenced(&env), "the fence is held after the switch");
+    let before = log.lock().unwrap().len();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = child.wait().unwrap().code();
+    reader.join().unwrap();
+    let out = out.lock().unwrap().clone();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("switch the application now") && out.contains("fence lifted"),
+        "{out}"
+    );
+    assert!(!fenced(&env));
+    while log.lock().unwrap().len() < before + 5 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    env.wait_caught_up().await;
+    env.assert_same("items", "id").await;
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_shows_each_step_and_changes_nothing() {
     let env = TestEnv::new("cutover_dry", SETUP);
     let path = config(&env, "");
