@@ -75,6 +75,8 @@ pub struct Config {
     pub replication: ReplicationSettings,
     pub snapshot: SnapshotSettings,
     pub indexes: IndexSettings,
+    /// `[cutover]` (optional section; defaults otherwise).
+    pub cutover: CutoverSettings,
     pub tables: Vec<TableConfig>,
     /// `[metrics] listen`: where `run` serves `/metrics` and `/healthz` (None: not served).
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -366,6 +368,52 @@ pub struct IndexSettings {
     pub max_parallel_maintenance_workers: Option<u32>,
 }
 
+/// How `pgvshift cutover` waits, fences and verifies (`[cutover]`). See docs/operations.md.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CutoverSettings {
+    /// Step (a): wait until the target is at most this many bytes of source WAL behind.
+    pub max_lag: u64,
+    /// How long steps (a) (lag) and (b) (index builds) may each wait.
+    pub wait_timeout: Duration,
+    /// Step (c): how long to wait for the SHARE locks that fence the source tables (running
+    /// write transactions on them must finish first); the cutover gives up without fencing.
+    pub lock_timeout: Duration,
+    /// Steps (d)-(f) (wait for the fence position, sequences, final verify) must complete
+    /// within this, counted from the fence; else the fence is lifted and the cutover fails.
+    pub max_write_pause: Duration,
+    pub final_verify: FinalVerify,
+    /// `final_verify = "sample"`: percent of each table's rows (at least 1000 rows).
+    pub sample_percent: f64,
+    /// Keep the fence this long after "switch the application now" (SIGINT/SIGTERM ends it
+    /// earlier), so writes still aimed at the old source wait instead of landing there.
+    pub hold_fence: Duration,
+}
+
+/// `[cutover] final_verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalVerify {
+    Full,
+    Sample,
+    Off,
+}
+
+/// Default for `cutover.max_lag`: 16 MB of WAL.
+pub const DEFAULT_CUTOVER_MAX_LAG: u64 = 16 << 20;
+
+impl Default for CutoverSettings {
+    fn default() -> Self {
+        CutoverSettings {
+            max_lag: DEFAULT_CUTOVER_MAX_LAG,
+            wait_timeout: Duration::from_secs(300),
+            lock_timeout: Duration::from_secs(5),
+            max_write_pause: Duration::from_secs(30),
+            final_verify: FinalVerify::Sample,
+            sample_percent: 1.0,
+            hold_fence: Duration::ZERO,
+        }
+    }
+}
+
 /// Why the configuration could not be loaded. Every variant names the file; none contains a
 /// password (URLs appear only in their [`redact_url`] form).
 #[derive(Debug, thiserror::Error)]
@@ -455,6 +503,7 @@ struct RawConfig {
     snapshot: Option<RawSnapshot>,
     indexes: Option<RawIndexes>,
     metrics: Option<RawMetrics>,
+    cutover: Option<RawCutover>,
     #[serde(default)]
     tables: Vec<RawTable>,
 }
@@ -463,6 +512,18 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawMetrics {
     listen: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCutover {
+    max_lag: Option<Spanned<String>>,
+    wait_timeout_secs: Option<Spanned<i64>>,
+    lock_timeout_secs: Option<Spanned<i64>>,
+    max_write_pause_secs: Option<Spanned<i64>>,
+    final_verify: Option<Spanned<String>>,
+    sample_percent: Option<Spanned<f64>>,
+    hold_fence_secs: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -609,6 +670,7 @@ impl Config {
                 }
             },
         };
+        let cutover = validate_cutover(&ctx, raw.cutover)?;
         let tables = validate_tables(&ctx, raw.tables)?;
         let source = endpoint_from(&ctx, "source", "source.url", SOURCE_URL_ENV, raw.source, env)?;
         let target = endpoint_from(&ctx, "target", "target.url", TARGET_URL_ENV, raw.target, env)?;
@@ -634,6 +696,7 @@ impl Config {
             replication,
             snapshot,
             indexes,
+            cutover,
             tables,
             metrics_listen,
         })
@@ -1048,6 +1111,84 @@ fn validate_indexes(ctx: &Ctx<'_>, raw: Option<RawIndexes>) -> Result<IndexSetti
         settings.max_parallel_maintenance_workers = Some(v as u32);
     }
     Ok(settings)
+}
+
+fn validate_cutover(ctx: &Ctx<'_>, raw: Option<RawCutover>) -> Result<CutoverSettings, ConfigError> {
+    let mut c = CutoverSettings::default();
+    let Some(raw) = raw else { return Ok(c) };
+    if let Some(v) = raw.max_lag {
+        match parse_size(v.get_ref()) {
+            Some(bytes) => c.max_lag = bytes,
+            None => {
+                return ctx.invalid(
+                    "cutover.max_lag",
+                    v.span(),
+                    format!(
+                        "{:?} is not a size: write e.g. \"16MB\" (units kB, MB, GB, TB)",
+                        v.get_ref()
+                    ),
+                )
+            }
+        }
+    }
+    let secs =
+        |key: &str, v: Option<Spanned<i64>>, default: Duration, range: std::ops::RangeInclusive<u64>, fix: &str| {
+            int_in_range(ctx, key, v, default.as_secs(), range, fix).map(Duration::from_secs)
+        };
+    c.wait_timeout = secs(
+        "cutover.wait_timeout_secs",
+        raw.wait_timeout_secs,
+        c.wait_timeout,
+        1..=86_400,
+        "seconds to wait for low lag, and for index builds",
+    )?;
+    c.lock_timeout = secs(
+        "cutover.lock_timeout_secs",
+        raw.lock_timeout_secs,
+        c.lock_timeout,
+        1..=300,
+        "seconds to wait for the locks that fence the source tables",
+    )?;
+    c.max_write_pause = secs(
+        "cutover.max_write_pause_secs",
+        raw.max_write_pause_secs,
+        c.max_write_pause,
+        1..=3600,
+        "seconds the fenced steps may take before the fence is lifted",
+    )?;
+    c.hold_fence = secs(
+        "cutover.hold_fence_secs",
+        raw.hold_fence_secs,
+        c.hold_fence,
+        0..=3600,
+        "seconds to keep the fence after \"switch the application now\"",
+    )?;
+    if let Some(v) = raw.final_verify {
+        c.final_verify = match v.get_ref().as_str() {
+            "full" => FinalVerify::Full,
+            "sample" => FinalVerify::Sample,
+            "off" => FinalVerify::Off,
+            other => {
+                return ctx.invalid(
+                    "cutover.final_verify",
+                    v.span(),
+                    format!("{other:?} is not one of \"full\", \"sample\", \"off\""),
+                )
+            }
+        };
+    }
+    if let Some(v) = raw.sample_percent {
+        let p = *v.get_ref();
+        if !(p > 0.0 && p <= 100.0) {
+            return ctx.invalid(
+                "cutover.sample_percent",
+                v.span(),
+                format!("{p} is out of range: give a percentage above 0 and at most 100"),
+            );
+        }
+        c.sample_percent = p;
+    }
+    Ok(c)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2083,6 +2224,45 @@ Qy9zdvPEy3AQ58gvkytQaYgCaLY=
         assert!(!config.tables.is_empty());
         assert_eq!(config.source.password, None);
         assert_eq!(config.target.password, None);
+        // Every [cutover] key is in the example (with its default value).
+        assert_eq!(config.cutover, CutoverSettings::default());
+    }
+
+    #[test]
+    fn cutover_section() {
+        let base = |extra: &str| {
+            config_text(
+                "postgresql://u@h/s",
+                "postgresql://u@h/t",
+                &format!("[cutover]\n{extra}"),
+            )
+        };
+        let c = parse(&base("max_lag = \"1MB\"\nwait_timeout_secs = 9\nlock_timeout_secs = 2\nmax_write_pause_secs = 7\nfinal_verify = \"full\"\nsample_percent = 2.5\nhold_fence_secs = 3"), &no_env)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.cutover,
+            CutoverSettings {
+                max_lag: 1 << 20,
+                wait_timeout: Duration::from_secs(9),
+                lock_timeout: Duration::from_secs(2),
+                max_write_pause: Duration::from_secs(7),
+                final_verify: FinalVerify::Full,
+                sample_percent: 2.5,
+                hold_fence: Duration::from_secs(3),
+            }
+        );
+        let defaults = parse(&config_text("postgresql://u@h/s", "postgresql://u@h/t", ""), &no_env).unwrap();
+        assert_eq!(defaults.cutover, CutoverSettings::default());
+        for (bad, want) in [
+            ("max_lag = \"lots\"", "cutover.max_lag"),
+            ("final_verify = \"some\"", "cutover.final_verify"),
+            ("sample_percent = 0.0", "cutover.sample_percent"),
+            ("lock_timeout_secs = 0", "cutover.lock_timeout_secs"),
+            ("fence = \"trigger\"", "unknown field"),
+        ] {
+            let err = parse(&base(bad), &no_env).unwrap_err().to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub enum Error {
     /// `pgvshift check` printed blocking findings (already shown): exit code 1.
     #[error("{0} blocking problem(s) found (listed above); nothing was changed")]
     CheckFailed(usize),
+    /// `verify` found differences, or a `cutover` step did not complete (its fence, if any,
+    /// was lifted): exit code 1. The message says what and what to do.
+    #[error("{0}")]
+    Failed(String),
     /// A database statement failed: exit code 3.
     #[error("{context}: {}", crate::pg::describe(.source))]
     Db {
@@ -55,7 +59,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Blocked(_) | Error::CheckFailed(_) => 1,
+            Error::Blocked(_) | Error::CheckFailed(_) | Error::Failed(_) => 1,
             Error::Config(_) | Error::Usage(_) => 2,
             _ => 3,
         }
@@ -75,7 +79,7 @@ impl Error {
             Error::Replication { source, .. } => transient_replication(source),
             Error::Runtime(message) => message == SOURCE_ENDED_STREAM || message.starts_with(SNAPSHOT_SESSION_LOST),
             Error::Connect { transient, .. } => *transient,
-            Error::Config(_) | Error::Usage(_) | Error::Blocked(_) | Error::CheckFailed(_) => false,
+            Error::Config(_) | Error::Usage(_) | Error::Blocked(_) | Error::CheckFailed(_) | Error::Failed(_) => false,
         }
     }
 }

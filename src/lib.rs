@@ -10,6 +10,8 @@ pub mod config;
 pub mod connect_error;
 pub mod copy;
 pub mod copyframe;
+// `cutover` (fence, catch-up, sequences, final verify).
+pub mod cutover;
 pub mod demo;
 pub mod error;
 pub mod indexdef;
@@ -30,6 +32,8 @@ pub mod state;
 pub mod stream;
 pub mod tls;
 pub mod translate;
+// `verify` (row-by-row comparison, ANN recall).
+pub mod verify;
 pub mod walguard;
 
 pub use lsn::Lsn;

@@ -82,6 +82,48 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    // --- verify and cutover (src/verify.rs, src/cutover.rs) ---
+    /// Compare the target with the source row by row, after each table's profile translation,
+    /// while `run` streams (differing rows are re-checked once the target has caught up).
+    /// Names the first differing keys (never values). Exit code 1 when they differ.
+    Verify {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Compare about P percent of each table's rows (at least 1000 per table) instead of all.
+        #[arg(long, value_name = "P")]
+        sample: Option<f64>,
+        /// Also run Q top-K queries (vectors sampled from the source) on both sides and report the
+        /// target's recall@K against exact search on the source, e.g. --ann 10,50.
+        #[arg(long, value_name = "K,Q")]
+        ann: Option<String>,
+        /// Differing keys named per table.
+        #[arg(long, default_value_t = 10)]
+        max_keys: usize,
+        /// Rows per primary-key range read at a time (bounds memory).
+        #[arg(long, default_value_t = 1000)]
+        chunk_rows: usize,
+    },
+    /// Switch over: wait for low lag and built indexes, fence writes on the source tables, wait
+    /// until the target has applied everything, copy sequences, verify, then say "switch the
+    /// application now". Needs `pgvshift run` streaming. Any failure lifts the fence.
+    Cutover {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Show each step and the current state, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON (at the end).
+        #[arg(long)]
+        json: bool,
+        /// After the switch: wait for `pgvshift run` to be stopped, then drop the slot, the
+        /// publication and pgvshift's state (as `cleanup --yes`).
+        #[arg(long)]
+        drop_slot: bool,
+    },
+    // --- end verify and cutover ---
     /// Measure snapshot and streaming throughput against baselines run on the same throwaway
     /// clusters (psql COPY binary pipe; native logical replication).
     Bench {
@@ -223,6 +265,58 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), Error> 
                 println!("{action}");
             }
         }
+        // --- verify and cutover ---
+        Command::Verify {
+            config,
+            json,
+            sample,
+            ann,
+            max_keys,
+            chunk_rows,
+        } => {
+            if let Some(p) = sample.filter(|p| !(*p > 0.0 && *p <= 100.0)) {
+                return Err(Error::Usage(format!(
+                    "--sample {p}: give a percentage above 0 and at most 100"
+                )));
+            }
+            let ann = ann
+                .as_deref()
+                .map(pgvshift::verify::parse_ann)
+                .transpose()
+                .map_err(Error::Usage)?;
+            let config = load(&config)?;
+            let opts = pgvshift::verify::Options {
+                sample_percent: sample,
+                ann,
+                max_keys,
+                chunk_rows: chunk_rows.max(1),
+                ..Default::default()
+            };
+            let report = pgvshift::verify::verify(&config, &opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+            } else {
+                print!("{}", pgvshift::verify::render(&report));
+            }
+            if let Some(e) = pgvshift::verify::failure(&report) {
+                return Err(e);
+            }
+        }
+        Command::Cutover {
+            config,
+            dry_run,
+            json,
+            drop_slot,
+        } => {
+            let config = load(&config)?;
+            let opts = pgvshift::cutover::Options {
+                dry_run,
+                json,
+                drop_slot,
+            };
+            pgvshift::cutover::cutover(&config, &opts, stop_on_signals()).await?;
+        }
+        // --- end verify and cutover ---
         Command::Bench { rows, dims, json } => {
             let report = pgvshift::bench::bench(rows, dims).await?;
             if json {
