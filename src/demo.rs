@@ -237,7 +237,18 @@ async fn demo_inner(
         "  target: {} rows, md5 {} ({indexes} indexes incl. the hnsw index)",
         t.0, t.1
     );
-    let equal = s == t;
+    let mut equal = s == t;
+
+    println!("\n$ pgvshift verify --ann 10,20   (row by row while streaming, then search recall)");
+    let opts = crate::verify::Options {
+        ann: Some((10, 20)),
+        ..Default::default()
+    };
+    let report = crate::verify::verify(&config, &opts).await?;
+    for line in crate::verify::render(&report).lines() {
+        println!("  {line}");
+    }
+    equal &= crate::verify::failure(&report).is_none();
 
     stop_tx.send(true).ok();
     runner.await.map_err(|e| Error::Runtime(e.to_string()))??;
