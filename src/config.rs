@@ -76,6 +76,23 @@ pub struct Config {
     pub snapshot: SnapshotSettings,
     pub indexes: IndexSettings,
     pub tables: Vec<TableConfig>,
+    /// LangChain mode (`[langchain]`, see `crate::langchain`): the two LangChain tables are
+    /// rewritten into one table per collection; `tables` is then empty.
+    pub langchain: Option<crate::langchain::config::LangchainConfig>,
+}
+
+impl Config {
+    /// The source tables the publication holds: the configured tables, or in LangChain mode
+    /// `langchain_pg_collection` and `langchain_pg_embedding`.
+    pub fn published_tables(&self) -> Vec<QualifiedName> {
+        match &self.langchain {
+            Some(lc) => vec![
+                QualifiedName::new(lc.source_schema.clone(), crate::langchain::layout::COLLECTION_TABLE),
+                QualifiedName::new(lc.source_schema.clone(), crate::langchain::layout::EMBEDDING_TABLE),
+            ],
+            None => self.tables.iter().map(|t| t.source.clone()).collect(),
+        }
+    }
 }
 
 /// One database to connect to. `Debug` and `Display` never show the password.
@@ -454,6 +471,7 @@ struct RawConfig {
     indexes: Option<RawIndexes>,
     #[serde(default)]
     tables: Vec<RawTable>,
+    langchain: Option<Spanned<crate::langchain::config::RawLangchain>>,
 }
 
 #[derive(Deserialize)]
@@ -584,7 +602,27 @@ impl Config {
         let replication = validate_replication(&ctx, raw.replication)?;
         let snapshot = validate_snapshot(&ctx, raw.snapshot)?;
         let indexes = validate_indexes(&ctx, raw.indexes)?;
-        let tables = validate_tables(&ctx, raw.tables)?;
+        let langchain = match &raw.langchain {
+            Some(section) => {
+                if let Some(first) = raw.tables.first() {
+                    return ctx.invalid(
+                        "[[tables]]",
+                        first.source.span(),
+                        "[[tables]] cannot be combined with [langchain]: LangChain mode moves langchain_pg_collection and langchain_pg_embedding itself; move other tables with a second configuration (its own slot and publication)",
+                    );
+                }
+                Some(
+                    crate::langchain::config::validate(section.get_ref(), section.span())
+                        .or_else(|e| ctx.invalid(e.key, e.span, e.message))?,
+                )
+            }
+            None => None,
+        };
+        let tables = if langchain.is_some() {
+            Vec::new()
+        } else {
+            validate_tables(&ctx, raw.tables)?
+        };
         let source = endpoint_from(&ctx, "source", "source.url", SOURCE_URL_ENV, raw.source, env)?;
         let target = endpoint_from(&ctx, "target", "target.url", TARGET_URL_ENV, raw.target, env)?;
 
@@ -610,6 +648,7 @@ impl Config {
             snapshot,
             indexes,
             tables,
+            langchain,
         })
     }
 }
@@ -844,7 +883,7 @@ fn validate_tables(ctx: &Ctx<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>
             path: ctx.path.to_path_buf(),
             position: None,
             key: "tables".into(),
-            message: "no tables to migrate: add at least one entry, e.g.\n[[tables]]\nsource = \"public.items\"".into(),
+            message: "no tables to migrate: add at least one entry, e.g.\n[[tables]]\nsource = \"public.items\"\n(or a [langchain] section to rewrite LangChain's PGVector tables, see config.langchain.example.toml)".into(),
         });
     }
     let parse = |key: &str, value: &Spanned<String>| -> Result<QualifiedName, ConfigError> {

@@ -13,6 +13,7 @@ pub mod copyframe;
 pub mod demo;
 pub mod error;
 pub mod indexdef;
+pub mod langchain;
 pub mod localpg;
 pub mod lsn;
 pub mod mapping;
