@@ -26,4 +26,5 @@ pub mod ddl;
 pub mod layout;
 pub mod metadata;
 pub mod names;
+pub mod state;
 pub mod transform;
