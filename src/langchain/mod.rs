@@ -21,6 +21,7 @@
 //! (`langchain_delete`, `langchain_place`), so the applier never waits for an answer: every
 //! statement stays pipelined.
 
+pub mod check;
 pub mod config;
 pub mod ddl;
 pub mod layout;
