@@ -942,7 +942,7 @@ fn batchable_update_key(rel: &RelState, old: Option<&(OldTupleKind, Tuple)>, new
 
 /// Encode rows as a complete `COPY ... (FORMAT binary)` stream: signature, flags, header
 /// extension length, then per row the field count and each field's length + bytes, then -1.
-fn copy_binary(rows: &[Tuple], size_hint: usize) -> bytes::Bytes {
+pub(crate) fn copy_binary(rows: &[Tuple], size_hint: usize) -> bytes::Bytes {
     use bytes::BufMut;
     let mut buf = bytes::BytesMut::with_capacity(size_hint + rows.len() * 2 + 21);
     buf.put_slice(b"PGCOPY\n\xff\r\n\0");

@@ -27,5 +27,6 @@ pub mod ddl;
 pub mod layout;
 pub mod metadata;
 pub mod names;
+pub mod snapshot;
 pub mod state;
 pub mod transform;
