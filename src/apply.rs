@@ -190,6 +190,11 @@ pub struct Applier {
     /// Staging tables created on this connection, by (relid, columns sent).
     stages: HashMap<(Oid, Vec<bool>), String>,
     pub stats: Arc<ApplyStats>,
+    /// LangChain mode: routes the changes of the two LangChain tables to the collection tables
+    /// (src/langchain/stream.rs; see [`Applier::enable_langchain`]).
+    langchain: Option<crate::langchain::stream::Router>,
+    /// The LangChain router's statements, prepared once per SQL text.
+    sql_statements: HashMap<String, Statement>,
 }
 
 impl Applier {
@@ -227,6 +232,8 @@ impl Applier {
             run: None,
             stages: HashMap::new(),
             stats,
+            langchain: None,
+            sql_statements: HashMap::new(),
         })
     }
 
@@ -289,6 +296,11 @@ impl Applier {
             self.in_target_txn = false;
             return Ok(None);
         };
+        if self.langchain.is_some() {
+            // LangChain mode: the batch's routes, counters and rows read for missing ones
+            // commit with it.
+            self.langchain_before_commit().await?;
+        }
         let updated = self
             .client
             .execute(&self.advance, &[&self.slot, &end_lsn.to_string(), &Some(commit_time)])
@@ -308,6 +320,9 @@ impl Applier {
         self.batch_changes = 0;
         self.applied_lsn = end_lsn;
         self.committed(end_lsn);
+        if let Some(router) = self.langchain.as_mut() {
+            router.committed();
+        }
         Ok(Some(end_lsn))
     }
 
@@ -325,6 +340,11 @@ impl Applier {
             self.in_target_txn = false;
             self.batch_changes = 0;
             self.batch_end = None;
+            if let Some(router) = self.langchain.as_mut() {
+                // The batch's collections and tables are gone with it: take the target's state.
+                let ops = router.rolled_back(&self.client).await?;
+                self.langchain_ops(ops).await?;
+            }
         }
         Ok(())
     }
@@ -354,6 +374,9 @@ impl Applier {
     /// [`Applier::begin`] / [`Applier::commit`]).
     pub async fn handle(&mut self, msg: LogicalMessage) -> Result<()> {
         match msg {
+            LogicalMessage::Relation(rel) if self.langchain.as_ref().is_some_and(|r| r.intercepts_relation(&rel)) => {
+                self.langchain_handle(LogicalMessage::Relation(rel)).await
+            }
             LogicalMessage::Relation(rel) => {
                 self.send_pending().await?;
                 self.relation(rel)
@@ -363,6 +386,7 @@ impl Applier {
                 "Begin/Commit reached the applier as data: transport bug".into(),
             )),
             _ if self.skipping => Ok(()),
+            msg if self.langchain.as_ref().is_some_and(|r| r.intercepts(&msg)) => self.langchain_handle(msg).await,
             LogicalMessage::Insert { relid, new } => {
                 let new = self.map_tuple(relid, new)?;
                 self.insert(relid, new).await
@@ -846,6 +870,119 @@ impl Applier {
         self.stats.truncates.fetch_add(1, Ordering::Relaxed);
         self.batch_changes += 1;
         Ok(())
+    }
+
+    /// LangChain mode: the router handles the two LangChain tables from now on, and its
+    /// collection tables become relations of their own (see src/langchain/stream.rs).
+    pub fn enable_langchain(&mut self, mut router: crate::langchain::stream::Router) -> Result<()> {
+        for op in router.register_all() {
+            if let crate::langchain::stream::Op::Register { table, relation } = op {
+                self.register_virtual(*table, relation)?;
+            }
+        }
+        self.langchain = Some(router);
+        Ok(())
+    }
+
+    fn register_virtual(&mut self, table: TargetTable, relation: Relation) -> Result<()> {
+        let name = QualifiedName::new(relation.namespace.clone(), relation.name.clone());
+        self.tables.insert(name, Arc::new(table));
+        self.relation(relation)
+    }
+
+    async fn langchain_handle(&mut self, msg: LogicalMessage) -> Result<()> {
+        let context = format!(
+            "source transaction {}, commit {}",
+            self.current_xid, self.current_final_lsn
+        );
+        let ops = self.langchain.as_mut().expect("LangChain mode").handle(msg, &context)?;
+        self.langchain_ops(ops).await
+    }
+
+    /// Run the LangChain router's operations in order, in the open batch.
+    async fn langchain_ops(&mut self, ops: Vec<crate::langchain::stream::Op>) -> Result<()> {
+        use crate::langchain::stream::{Op as LcOp, Touch};
+        for op in ops {
+            match op {
+                LcOp::Register { table, relation } => self.register_virtual(*table, relation)?,
+                LcOp::Insert { relid, tuple } => self.insert(relid, tuple).await?,
+                LcOp::Update { relid, tuple } => self.update(relid, None, tuple).await?,
+                LcOp::Exec {
+                    sql,
+                    params,
+                    what,
+                    touch,
+                } => {
+                    // Pending inserts hold other rows (the router writes a row's route before
+                    // anything else touches it); pending updates may hold this one.
+                    let waits = match (&self.run, &touch) {
+                        (Some(Run::Update(r)), Touch::Row(k)) => r.keys.contains(&vec![k.clone()]),
+                        (Some(Run::Update(_)), Touch::Unknown) => true,
+                        _ => false,
+                    };
+                    if waits {
+                        self.send_pending().await?;
+                    }
+                    let stmt = match self.sql_statements.get(&sql) {
+                        Some(s) => s.clone(),
+                        None => {
+                            let stmt = match self.client.prepare(&sql).await {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    self.drain().await?;
+                                    return Err(Error::Db {
+                                        context: format!("preparing `{sql}` on the target"),
+                                        source: e,
+                                    });
+                                }
+                            };
+                            self.sql_statements.insert(sql, stmt.clone());
+                            stmt
+                        }
+                    };
+                    self.push(stmt, params, what).await?;
+                }
+                LcOp::Copy { sql, rows, what } => {
+                    self.send_pending().await?;
+                    self.drain().await?;
+                    let bytes: usize = rows.iter().map(tuple_bytes).sum();
+                    let data = copy_binary(&rows, bytes);
+                    let sink = self.client.copy_in::<_, bytes::Bytes>(&sql).await.db(|| what.clone())?;
+                    futures_util::pin_mut!(sink);
+                    futures_util::SinkExt::send(&mut sink, data).await.db(|| what.clone())?;
+                    sink.finish().await.db(|| what.clone())?;
+                }
+                LcOp::Batch { sql, what } => {
+                    self.send_pending().await?;
+                    self.drain().await?;
+                    self.client.batch_execute(&sql).await.db(|| what)?;
+                    self.batch_changes += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// LangChain mode, before the batch commits: the routes of its inserted rows, rows read
+    /// from the source for updates that found nothing to update, and the counters.
+    async fn langchain_before_commit(&mut self) -> Result<()> {
+        let router = self.langchain.as_mut().expect("LangChain mode");
+        let ops = router.flush_routes();
+        self.langchain_ops(ops).await?;
+        self.send_pending().await?;
+        self.drain().await?;
+        let client = self.client.clone();
+        let ops = self
+            .langchain
+            .as_mut()
+            .expect("LangChain mode")
+            .missing_ops(&client)
+            .await?;
+        self.langchain_ops(ops).await?;
+        let ops = self.langchain.as_mut().expect("LangChain mode").counter_ops();
+        self.langchain_ops(ops).await?;
+        self.send_pending().await?;
+        self.drain().await
     }
 
     async fn statement(&mut self, key: StatementKey, sql: &str) -> Result<Statement> {

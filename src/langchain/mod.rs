@@ -29,4 +29,5 @@ pub mod metadata;
 pub mod names;
 pub mod snapshot;
 pub mod state;
+pub mod stream;
 pub mod transform;
