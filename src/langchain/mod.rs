@@ -22,6 +22,7 @@
 //! statement stays pipelined.
 
 pub mod check;
+pub mod commands;
 pub mod config;
 pub mod ddl;
 pub mod layout;
