@@ -2099,6 +2099,34 @@ Qy9zdvPEy3AQ58gvkytQaYgCaLY=
     }
 
     #[test]
+    fn langchain_example_file_parses() {
+        let config = Config::parse_str(
+            include_str!("../config.langchain.example.toml"),
+            Path::new("config.langchain.example.toml"),
+            &no_env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.tables.is_empty());
+        let lc = config.langchain.clone().expect("[langchain]");
+        assert_eq!(lc.table_names["FAQ & Help"], "faq");
+        assert_eq!(lc.metadata_columns.len(), 2);
+        assert_eq!(
+            config.published_tables(),
+            [
+                QualifiedName::new("public", "langchain_pg_collection"),
+                QualifiedName::new("public", "langchain_pg_embedding")
+            ]
+        );
+        // [[tables]] and [langchain] are exclusive.
+        let text = format!(
+            "{}\n[[tables]]\nsource = \"items\"\n",
+            include_str!("../config.langchain.example.toml")
+        );
+        let e = parse_err(&text);
+        assert!(e.to_string().contains("cannot be combined with [langchain]"), "{e}");
+    }
+
+    #[test]
     fn wrong_types_name_their_key() {
         let text = "[replication]\nslot = \"s\"\nbatch_max_changes = \"ten\"\n[[tables]]\nsource = 5\n";
         assert_eq!(
