@@ -477,3 +477,58 @@ async fn community_layout_maps_custom_id_and_a_metadata_value_that_does_not_fit_
         "{message}"
     );
 }
+
+/// Throughput of the LangChain snapshot against the plain-table path on the same data (run
+/// with `cargo test --release --test langchain -- --ignored --nocapture`; numbers in
+/// docs/langchain.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_snapshot_throughput() {
+    let rows: i64 = std::env::var("LC_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let env = TestEnv::new(
+        "lc_bench",
+        &format!(
+            "{}
+             INSERT INTO langchain_pg_collection VALUES ('{DOCS}', 'docs', NULL), ('{FAQ}', 'faq', NULL);
+             INSERT INTO langchain_pg_embedding
+               SELECT 'doc-' || g, CASE WHEN g % 2 = 0 THEN '{DOCS}'::uuid ELSE '{FAQ}'::uuid END,
+                      (SELECT array_agg(random()::real) FROM generate_series(1, {DIMS}) WHERE g IS NOT NULL)::vector,
+                      'document text ' || g, jsonb_build_object('page', g, 'source', 's.pdf', 'nested', jsonb_build_object('a', g))
+                 FROM generate_series(1, {rows}) g;
+             CREATE TABLE plain AS SELECT * FROM langchain_pg_embedding;
+             ALTER TABLE plain ADD PRIMARY KEY (id);",
+            langchain_postgres_sql(DIMS)
+        ),
+    );
+    let measure = |path: std::path::PathBuf| {
+        let env = &env;
+        async move {
+            let config = pgvshift::config::Config::load_with_env(&path, &|_| None).unwrap();
+            let started = std::time::Instant::now();
+            let mut run = env.spawn_run(config);
+            wait(&mut run, env.wait_streaming()).await;
+            let secs = started.elapsed().as_secs_f64();
+            run.stop().await;
+            env.wait_slot_inactive();
+            let (_, out, _) = env.run_binary(&["cleanup", "--config", path.to_str().unwrap(), "--yes"]);
+            let _ = out;
+            secs
+        }
+    };
+    let plain = measure(env.write_config(&[("public.plain", Some("public.plain_copy"))], "")).await;
+    let lc = measure(write_config(
+        &env,
+        "id_type = \"text\"\nmetadata_columns = [{ name = \"page\", type = \"integer\" }, { name = \"source\", type = \"text\" }]\nvector_index = \"none\"",
+    ))
+    .await;
+    let lc_plain_json = {
+        env.target.psql(&env.name, "DROP TABLE docs, faq").unwrap();
+        measure(write_config(&env, "id_type = \"text\"\nvector_index = \"none\"")).await
+    };
+    eprintln!(
+        "{rows} rows of vector({DIMS}): plain table {plain:.2}s ({:.0} rows/s); LangChain mode, 2 typed metadata columns {lc:.2}s ({:.0} rows/s); LangChain mode, JSON passed through {lc_plain_json:.2}s ({:.0} rows/s)",
+        rows as f64 / plain,
+        rows as f64 / lc,
+        rows as f64 / lc_plain_json
+    );
+}
