@@ -226,8 +226,23 @@ async fn snapshot_and_stream_route_every_change_to_its_collection_table() {
         v("g")
     ))
     .await;
+    // Enough rows for "FAQ & Help" to pass index_min_rows while streaming.
+    exec(format!(
+        "INSERT INTO langchain_pg_embedding SELECT 'faq-more-' || g, '{FAQ}', {}, 'more', '{{}}' FROM generate_series(1, 70) g",
+        v("g")
+    ))
+    .await;
     writer.await.unwrap();
     wait(&mut run, env.wait_caught_up()).await;
+    // Its index is built on the side (CONCURRENTLY), the stream going on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while env.target_value(
+        "SELECT coalesce((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('faq_helplangchainvectorindex')), false)",
+    ) != "t"
+    {
+        assert!(std::time::Instant::now() < deadline, "no index on faq_help after it passed index_min_rows");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let docs = assert_collection(&env, "docs", "docs").await;
     let faq = assert_collection(&env, "FAQ & Help", "faq_help").await;
@@ -265,15 +280,17 @@ async fn snapshot_and_stream_route_every_change_to_its_collection_table() {
         env.name
     ));
     assert_eq!(
-        skipped, "5 25",
-        "skipped rows: 3 + 2 without a collection, 20 + 4 + doc-32 of other collections"
+        skipped, "5 24",
+        "rows skipped: 3 + 2 without a collection, 20 + 4 of other collections (doc-32, moved out, is not counted)"
     );
 
     // `status` shows the collections and the skipped rows.
     let (code, out, err) = env.run_binary(&["status", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("skipped rows: 5 without a collection, 25 of collections not selected"),
+        out.contains(
+            "rows skipped (at the snapshot and inserted since): 5 without a collection, 24 of collections not selected"
+        ),
         "{out}"
     );
     assert!(out.contains("'temp' -> public.temp: deleted on the source"), "{out}");
@@ -292,6 +309,16 @@ async fn snapshot_and_stream_route_every_change_to_its_collection_table() {
     assert_eq!(assert_collection(&env, "later", "later").await, 15);
     assert_collection(&env, "docs", "docs").await;
     run.stop().await;
+
+    // Cutover: the tables below index_min_rows get their index.
+    let (code, out, err) = env.run_binary(&["langchain", "indexes", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("public.later: built laterlangchainvectorindex"), "{out}");
+    assert!(out.contains("public.docs: index exists"), "{out}");
+    assert_eq!(
+        env.target_value("SELECT to_regclass('laterlangchainvectorindex') IS NOT NULL"),
+        "t"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,7 +511,10 @@ async fn community_layout_maps_custom_id_and_a_metadata_value_that_does_not_fit_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn measure_snapshot_throughput() {
-    let rows: i64 = std::env::var("LC_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let rows: i64 = std::env::var("LC_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let env = TestEnv::new(
         "lc_bench",
         &format!(

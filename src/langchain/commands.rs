@@ -227,7 +227,7 @@ pub fn plan_section(lc: &LangchainConfig, ins: &LangchainInspection, resume: boo
 /// The LangChain part of `pgvshift status`.
 pub fn render_status(s: &state::SlotState) -> String {
     let mut out = format!(
-        "langchain ({}): skipped rows: {} without a collection, {} of collections not selected\n",
+        "langchain ({}): rows skipped (at the snapshot and inserted since): {} without a collection, {} of collections not selected\n",
         s.layout.as_deref().unwrap_or("-"),
         s.skipped_null_collection,
         s.skipped_unselected

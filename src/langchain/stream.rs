@@ -402,7 +402,8 @@ impl Router {
             };
             (row, old_key)
         };
-        let relid = self.destination(row.collection, true);
+        // Skipped rows are counted when they arrive (snapshot, insert), not again per update.
+        let relid = self.destination(row.collection, false);
         let mut ops = Vec::new();
         if self.pending_keys.contains(&old_key) || self.pending_keys.contains(&row.key) {
             ops.extend(self.flush_routes());
