@@ -407,13 +407,23 @@ async fn plan_lists_collections_with_their_tables_and_list_prints_names() {
     let (code, out, err) = env.run_binary(&["plan", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("'My Docs'"), "{out}");
-    assert!(out.contains("7 rows  -> public.my_docs (created)"), "{out}");
+    assert!(out.contains("7 rows  -> public.my_docs (will be created)"), "{out}");
     assert!(out.contains("2 rows  -> public.my_docs_d0000000"), "{out}");
     assert!(out.contains("'zzz'") && out.contains("not selected: skipped"), "{out}");
     assert!(out.contains("\"langchain_id\" text PRIMARY KEY"), "{out}");
     let (code, out, err) = env.run_binary(&["langchain", "list", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "My Docs\nmy-docs\nzzz\n");
+    let (code, out, err) = env.run_binary(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("[langchain_layout] table public.langchain_pg_embedding: langchain_postgres layout: key id, cmetadata jsonb, embedding 3 dimensions"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[langchain_collections] collections: 2 of 3 collection(s) selected (9 rows)\n"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -161,7 +161,7 @@ pub fn plan_section(lc: &LangchainConfig, ins: &LangchainInspection, resume: boo
                     .iter()
                     .find(|(id, _)| *id == c.collection)
                     .map(|(_, st)| match (st.exists, st.rows) {
-                        (false, _) => " (created)".to_string(),
+                        (false, _) => " (will be created)".to_string(),
                         (true, 0) => " (exists, empty)".to_string(),
                         (true, n) => format!(" (exists, {n} rows)"),
                     })
