@@ -239,3 +239,62 @@ async fn kill9_under_langchain_writes_loses_and_duplicates_nothing() {
     );
     bin.kill9();
 }
+
+/// A `kill -9` in the middle of the LangChain snapshot: the next run drops the collection
+/// tables it had created, starts the snapshot over, and ends equal to the source (no row twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_during_the_snapshot_starts_it_over() {
+    let env = TestEnv::new(
+        "lc_snapkill",
+        &format!(
+            "{}
+             INSERT INTO langchain_pg_collection VALUES ('{}', 'alpha', NULL), ('{}', 'beta', NULL);
+             INSERT INTO langchain_pg_embedding
+               SELECT 'doc-' || g, ('{{{},{}}}'::uuid[])[1 + g % 2], {}, 'seed ' || g, jsonb_build_object('page', g)
+                 FROM generate_series(1, 4000) g;",
+            langchain_postgres_sql(DIMS),
+            STATIC[0],
+            STATIC[1],
+            STATIC[0],
+            STATIC[1],
+            vector_sql(DIMS, "g")
+        ),
+    );
+    let config = write_config(
+        &env,
+        "id_type = \"text\"\nmetadata_columns = [{ name = \"page\", type = \"bigint\" }]\n",
+    );
+    let mut bin = Binary::start(&env, &config).polling_every(Duration::from_millis(2));
+    bin.wait_logged(
+        "the collection tables to be created",
+        Duration::from_secs(60),
+        "collection table",
+    )
+    .await;
+    let log = bin.kill9();
+    let (phase, _) = target_progress(&env).await.expect("progress row");
+    assert_eq!(phase, "snapshot", "killed too late to test a restart; log:\n{log}");
+    wait_slot_inactive(&env, "after its process died").await;
+    let mut bin = Binary::start(&env, &config);
+    wait_caught_up(&env, &mut bin).await;
+    assert!(
+        bin.stderr()
+            .contains("the previous snapshot did not complete: starting it over"),
+        "{}",
+        bin.stderr()
+    );
+    for name in ["alpha", "beta"] {
+        let s = source_fingerprint(&env, name, &["page"], "e.id").await;
+        let t = target_fingerprint(&env, name, &[("page", "page::text")]).await;
+        assert_eq!(s.0, 2000);
+        assert_eq!(s, t, "collection {name}: (rows, md5) differ");
+    }
+    assert_eq!(
+        env.target_value(&format!(
+            "SELECT count(*) FROM pgvshift.langchain_routes WHERE slot = '{}'",
+            env.name
+        )),
+        "4000"
+    );
+    bin.kill9();
+}
