@@ -444,7 +444,7 @@ async fn community_layout_maps_custom_id_and_a_metadata_value_that_does_not_fit_
     );
     let path = write_config(
         &env,
-        "id_type = \"text\"\nvector_size = 8\nprofile = \"halfvec\"\nmetadata_columns = [{ name = \"page\", type = \"bigint\" }]",
+        "id_type = \"text\"\nvector_size = 8\nprofile = \"halfvec\"\nmetadata_columns = [{ name = \"page\", type = \"bigint\" }]\ndrop_deleted_collections = true",
     );
     let config = pgvshift::config::Config::load_with_env(&path, &|_| None).unwrap();
     let mut run = env.spawn_run(config);
@@ -497,6 +497,13 @@ async fn community_layout_maps_custom_id_and_a_metadata_value_that_does_not_fit_
     );
     // The collection without a name is migrated too (collections = "all"), as "collection".
     assert_eq!(env.target_value("SELECT count(*) FROM collection"), "5");
+    // drop_deleted_collections: deleting it drops its table.
+    source
+        .batch_execute(&format!("DELETE FROM langchain_pg_collection WHERE uuid = '{FAQ}'"))
+        .await
+        .unwrap();
+    wait(&mut run, env.wait_caught_up()).await;
+    assert_eq!(env.target_value("SELECT to_regclass('collection') IS NULL"), "t");
 
     // A metadata value that does not fit: the run stops, naming the row, the key and the fix.
     source
