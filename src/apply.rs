@@ -212,6 +212,11 @@ pub struct Applier {
     /// Staging tables created on this connection, by (relid, columns sent).
     stages: HashMap<(Oid, Vec<bool>), String>,
     pub stats: Arc<ApplyStats>,
+    /// LangChain mode: routes the changes of the two LangChain tables to the collection tables
+    /// (src/langchain/stream.rs; see [`Applier::enable_langchain`]).
+    langchain: Option<crate::langchain::stream::Router>,
+    /// The LangChain router's statements, prepared once per SQL text.
+    sql_statements: HashMap<String, Statement>,
 }
 
 impl Applier {
@@ -256,6 +261,8 @@ impl Applier {
             run: None,
             stages: HashMap::new(),
             stats,
+            langchain: None,
+            sql_statements: HashMap::new(),
         })
     }
 
@@ -329,6 +336,11 @@ impl Applier {
                 .await
                 .db(|| format!("counting the changes applied to {table}"))?;
         }
+        if self.langchain.is_some() {
+            // LangChain mode: the batch's routes, counters and rows read for missing ones
+            // commit with it.
+            self.langchain_before_commit().await?;
+        }
         let updated = self
             .client
             .execute(&self.advance, &[&self.slot, &end_lsn.to_string(), &Some(commit_time)])
@@ -354,6 +366,9 @@ impl Applier {
                 .last_commit_micros
                 .store(micros.as_micros() as i64, Ordering::Relaxed);
         }
+        if let Some(router) = self.langchain.as_mut() {
+            router.committed();
+        }
         Ok(Some(end_lsn))
     }
 
@@ -372,6 +387,11 @@ impl Applier {
             self.batch_changes = 0;
             self.batch_end = None;
             self.batch_counts.clear();
+            if let Some(router) = self.langchain.as_mut() {
+                // The batch's collections and tables are gone with it: take the target's state.
+                let ops = router.rolled_back(&self.client).await?;
+                self.langchain_ops(ops).await?;
+            }
         }
         Ok(())
     }
@@ -407,6 +427,9 @@ impl Applier {
     /// [`Applier::begin`] / [`Applier::commit`]).
     pub async fn handle(&mut self, msg: LogicalMessage) -> Result<()> {
         match msg {
+            LogicalMessage::Relation(rel) if self.langchain.as_ref().is_some_and(|r| r.intercepts_relation(&rel)) => {
+                self.langchain_handle(LogicalMessage::Relation(rel)).await
+            }
             LogicalMessage::Relation(rel) => {
                 self.send_pending().await?;
                 self.relation(rel)
@@ -416,6 +439,7 @@ impl Applier {
                 "Begin/Commit reached the applier as data: transport bug".into(),
             )),
             _ if self.skipping => Ok(()),
+            msg if self.langchain.as_ref().is_some_and(|r| r.intercepts(&msg)) => self.langchain_handle(msg).await,
             LogicalMessage::Insert { relid, new } => {
                 let new = self.map_tuple(relid, new)?;
                 self.count(relid, INSERT);
@@ -922,6 +946,119 @@ impl Applier {
         Ok(())
     }
 
+    /// LangChain mode: the router handles the two LangChain tables from now on, and its
+    /// collection tables become relations of their own (see src/langchain/stream.rs).
+    pub fn enable_langchain(&mut self, mut router: crate::langchain::stream::Router) -> Result<()> {
+        for op in router.register_all() {
+            if let crate::langchain::stream::Op::Register { table, relation } = op {
+                self.register_virtual(*table, relation)?;
+            }
+        }
+        self.langchain = Some(router);
+        Ok(())
+    }
+
+    fn register_virtual(&mut self, table: TargetTable, relation: Relation) -> Result<()> {
+        let name = QualifiedName::new(relation.namespace.clone(), relation.name.clone());
+        self.tables.insert(name, Arc::new(table));
+        self.relation(relation)
+    }
+
+    async fn langchain_handle(&mut self, msg: LogicalMessage) -> Result<()> {
+        let context = format!(
+            "source transaction {}, commit {}",
+            self.current_xid, self.current_final_lsn
+        );
+        let ops = self.langchain.as_mut().expect("LangChain mode").handle(msg, &context)?;
+        self.langchain_ops(ops).await
+    }
+
+    /// Run the LangChain router's operations in order, in the open batch.
+    async fn langchain_ops(&mut self, ops: Vec<crate::langchain::stream::Op>) -> Result<()> {
+        use crate::langchain::stream::{Op as LcOp, Touch};
+        for op in ops {
+            match op {
+                LcOp::Register { table, relation } => self.register_virtual(*table, relation)?,
+                LcOp::Insert { relid, tuple } => self.insert(relid, tuple).await?,
+                LcOp::Update { relid, tuple } => self.update(relid, None, tuple).await?,
+                LcOp::Exec {
+                    sql,
+                    params,
+                    what,
+                    touch,
+                } => {
+                    // Pending inserts hold other rows (the router writes a row's route before
+                    // anything else touches it); pending updates may hold this one.
+                    let waits = match (&self.run, &touch) {
+                        (Some(Run::Update(r)), Touch::Row(k)) => r.keys.contains(&vec![k.clone()]),
+                        (Some(Run::Update(_)), Touch::Unknown) => true,
+                        _ => false,
+                    };
+                    if waits {
+                        self.send_pending().await?;
+                    }
+                    let stmt = match self.sql_statements.get(&sql) {
+                        Some(s) => s.clone(),
+                        None => {
+                            let stmt = match self.client.prepare(&sql).await {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    self.drain().await?;
+                                    return Err(Error::Db {
+                                        context: format!("preparing `{sql}` on the target"),
+                                        source: e,
+                                    });
+                                }
+                            };
+                            self.sql_statements.insert(sql, stmt.clone());
+                            stmt
+                        }
+                    };
+                    self.push(stmt, params, what).await?;
+                }
+                LcOp::Copy { sql, rows, what } => {
+                    self.send_pending().await?;
+                    self.drain().await?;
+                    let bytes: usize = rows.iter().map(tuple_bytes).sum();
+                    let data = copy_binary(&rows, bytes);
+                    let sink = self.client.copy_in::<_, bytes::Bytes>(&sql).await.db(|| what.clone())?;
+                    futures_util::pin_mut!(sink);
+                    futures_util::SinkExt::send(&mut sink, data).await.db(|| what.clone())?;
+                    sink.finish().await.db(|| what.clone())?;
+                }
+                LcOp::Batch { sql, what } => {
+                    self.send_pending().await?;
+                    self.drain().await?;
+                    self.client.batch_execute(&sql).await.db(|| what)?;
+                    self.batch_changes += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// LangChain mode, before the batch commits: the routes of its inserted rows, rows read
+    /// from the source for updates that found nothing to update, and the counters.
+    async fn langchain_before_commit(&mut self) -> Result<()> {
+        let router = self.langchain.as_mut().expect("LangChain mode");
+        let ops = router.flush_routes();
+        self.langchain_ops(ops).await?;
+        self.send_pending().await?;
+        self.drain().await?;
+        let client = self.client.clone();
+        let ops = self
+            .langchain
+            .as_mut()
+            .expect("LangChain mode")
+            .missing_ops(&client)
+            .await?;
+        self.langchain_ops(ops).await?;
+        let ops = self.langchain.as_mut().expect("LangChain mode").counter_ops();
+        self.langchain_ops(ops).await?;
+        self.send_pending().await?;
+        self.drain().await
+    }
+
     async fn statement(&mut self, key: StatementKey, sql: &str) -> Result<Statement> {
         if let Some(s) = self.statements.get(&key) {
             return Ok(s.clone());
@@ -1016,7 +1153,7 @@ fn batchable_update_key(rel: &RelState, old: Option<&(OldTupleKind, Tuple)>, new
 
 /// Encode rows as a complete `COPY ... (FORMAT binary)` stream: signature, flags, header
 /// extension length, then per row the field count and each field's length + bytes, then -1.
-fn copy_binary(rows: &[Tuple], size_hint: usize) -> bytes::Bytes {
+pub(crate) fn copy_binary(rows: &[Tuple], size_hint: usize) -> bytes::Bytes {
     use bytes::BufMut;
     let mut buf = bytes::BytesMut::with_capacity(size_hint + rows.len() * 2 + 21);
     buf.put_slice(b"PGCOPY\n\xff\r\n\0");

@@ -46,7 +46,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(level: Level, check: &'static str, object: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        level: Level,
+        check: &'static str,
+        object: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Finding {
             level,
             check,
@@ -56,7 +61,7 @@ impl Finding {
         }
     }
 
-    fn fix(mut self, fix: impl Into<String>) -> Self {
+    pub(crate) fn fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
         self
     }
@@ -106,6 +111,8 @@ pub struct Inspection {
     pub target_state: Vec<TargetTableState>,
     pub slot: Option<SlotInfo>,
     pub publication_tables: Option<Vec<QualifiedName>>,
+    /// LangChain mode: the layout, the collections and their tables (src/langchain/check.rs).
+    pub langchain: Option<crate::langchain::check::LangchainInspection>,
 }
 
 impl Inspection {
@@ -311,8 +318,35 @@ pub async fn preflight_on(config: &Config, opts: Options, source: Client, target
         target_state.push(st);
         tables.push((table, map));
     }
+    // LangChain mode: its two tables instead of [[tables]] (the LangChain specifics are in
+    // src/langchain/check.rs).
+    let langchain = match &config.langchain {
+        Some(lc) => {
+            langchain_checks(
+                config,
+                lc,
+                opts,
+                mode,
+                &source,
+                &target,
+                &server,
+                &tserver,
+                publication_tables.is_some(),
+                &mut f,
+            )
+            .await?
+        }
+        None => None,
+    };
     check_target_types(&target, &tserver, &tables, &target_state, &mut f).await?;
-    check_target_schemas(&target, &tables, &target_state, &mut f).await?;
+    check_target_schemas(
+        &target,
+        &tables,
+        &target_state,
+        config.langchain.as_ref().map(|lc| lc.target_schema.as_str()),
+        &mut f,
+    )
+    .await?;
     check_slot_and_publication(
         config,
         &server,
@@ -324,7 +358,7 @@ pub async fn preflight_on(config: &Config, opts: Options, source: Client, target
         &mut f,
     );
 
-    if f.iter().all(|x| x.level != Level::Blocking) {
+    if f.iter().all(|x| x.level != Level::Blocking) && config.langchain.is_none() {
         f.push(Finding::new(
             Level::Ok,
             "tables",
@@ -350,6 +384,7 @@ pub async fn preflight_on(config: &Config, opts: Options, source: Client, target
             target_state,
             slot: slot_info,
             publication_tables,
+            langchain,
         },
         source,
         target,
@@ -647,7 +682,7 @@ async fn check_table_privileges(
             .fix(format!(
                 "have the owner create the publication first: CREATE PUBLICATION {} FOR TABLE {}; (pgvshift uses an existing publication with exactly the configured tables), or GRANT {} TO {};",
                 display_ident(&config.replication.publication),
-                config.tables.iter().map(|t| t.source.to_string()).collect::<Vec<_>>().join(", "),
+                config.published_tables().iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
                 display_ident(&owner_name),
                 display_ident(&server.user)
             )),
@@ -764,6 +799,116 @@ pub fn closest(missing: &QualifiedName, names: &[QualifiedName]) -> Vec<String> 
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     scored.into_iter().take(3).map(|(_, n)| n).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// LangChain mode
+// ---------------------------------------------------------------------------------------------
+
+/// The checks of LangChain mode: both LangChain tables as source tables (privileges, replica
+/// identity), their layout, the collections and their target tables, and (before a snapshot)
+/// one pass over the selected rows' ids and metadata.
+#[allow(clippy::too_many_arguments)]
+async fn langchain_checks(
+    config: &Config,
+    lc: &crate::langchain::config::LangchainConfig,
+    opts: Options,
+    mode: Mode,
+    source: &Client,
+    target: &Client,
+    server: &SourceServer,
+    tserver: &TargetServer,
+    publication_exists: bool,
+    f: &mut Vec<Finding>,
+) -> Result<Option<crate::langchain::check::LangchainInspection>> {
+    use crate::langchain::check as lcc;
+    lcc::check_cutover_options(config, lc, f);
+    let Some((collection, embedding)) = lcc::source_tables(config, lc, source, f).await? else {
+        return Ok(None);
+    };
+    for table in [&collection, &embedding] {
+        let tc = crate::config::TableConfig::new(table.name.clone(), table.name.clone());
+        check_table_privileges(config, source, server, table, &tc, publication_exists, f).await?;
+        check_replica_identity(config, table, &tc, f);
+    }
+    let Some((layout, dims)) = lcc::check_layout(lc, &collection, &embedding, f) else {
+        return Ok(None);
+    };
+    lcc::check_cascade(source, lc, f).await?;
+    if tserver.vector_version.is_none() {
+        f.push(
+            Finding::new(
+                Level::Blocking,
+                "pgvector",
+                "target",
+                "pgvector is not installed in the target database; the collection tables need it",
+            )
+            .fix(if tserver.vector_available.is_some() {
+                "CREATE EXTENSION vector; in the target database"
+            } else {
+                "install pgvector 0.7+ on the target server, then CREATE EXTENSION vector;"
+            }),
+        );
+    }
+    let recorded = crate::langchain::state::load(target, &config.replication.slot)
+        .await
+        .db(|| "reading pgvshift.langchain_collections on the target".into())?;
+    if mode == Mode::Resume {
+        // The collections and their tables are recorded on the target; the stream goes on.
+        let collections = recorded
+            .collections
+            .iter()
+            .map(|r| crate::langchain::check::Planned {
+                collection: r.collection,
+                name: r.name.clone(),
+                selected: r.selected,
+                table: r.table.clone(),
+                rows: r.rows_copied + r.rows_streamed,
+            })
+            .collect();
+        return Ok(Some(crate::langchain::check::LangchainInspection {
+            layout,
+            dims,
+            collections,
+            null_collection_rows: recorded.skipped_null_collection,
+            targets: Vec::new(),
+        }));
+    }
+    let (found, null_rows) = lcc::collections(source, lc).await?;
+    let planned = lcc::plan_collections(lc, &found);
+    lcc::check_collections(lc, &planned, null_rows, f);
+    let ours: HashSet<QualifiedName> = recorded.collections.iter().filter_map(|c| c.table.clone()).collect();
+    let mut targets = Vec::new();
+    let embedding_name = embedding.name.clone();
+    for p in planned.iter().filter(|p| p.selected) {
+        let Some(table) = &p.table else { continue };
+        let st = target_table_state(target, table).await?;
+        if st.exists {
+            let (tt, _) = crate::langchain::ddl::virtual_table(lc, &embedding_name, table, dims, 0, "check");
+            check_target_table(
+                config,
+                opts,
+                target,
+                tserver,
+                &tt.map,
+                &st,
+                ours.contains(table),
+                mode,
+                f,
+            )
+            .await?;
+        }
+        targets.push((p.collection, st));
+    }
+    let selected: HashSet<uuid::Uuid> = planned.iter().filter(|p| p.selected).map(|p| p.collection).collect();
+    lcc::scan_rows(source, lc, &layout, dims, &selected, f).await?;
+    Ok(Some(crate::langchain::check::LangchainInspection {
+        layout,
+        dims,
+        collections: planned,
+        null_collection_rows: null_rows,
+        targets,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1097,6 +1242,7 @@ async fn check_target_schemas(
     target: &Client,
     tables: &[(Table, TableMap)],
     states: &[TargetTableState],
+    langchain_schema: Option<&str>,
     f: &mut Vec<Finding>,
 ) -> Result<()> {
     let mut schemas: BTreeSet<String> = tables
@@ -1106,6 +1252,8 @@ async fn check_target_schemas(
         .map(|((_, m), _)| m.target.schema.clone())
         .collect();
     schemas.insert("pgvshift".to_string());
+    // LangChain mode: tables of collections created while streaming go there too.
+    schemas.extend(langchain_schema.map(str::to_string));
     for schema in schemas {
         let r = target
             .query_one(
@@ -1326,7 +1474,7 @@ fn check_slot_and_publication(
         }
     }
     let wanted: Vec<QualifiedName> = {
-        let mut w: Vec<QualifiedName> = config.tables.iter().map(|t| t.source.clone()).collect();
+        let mut w: Vec<QualifiedName> = config.published_tables();
         w.sort();
         w
     };

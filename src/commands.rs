@@ -125,6 +125,13 @@ pub async fn plan(config: &Config) -> Result<String> {
             }
         }
     }
+    if let (Some(lc), Some(li)) = (&config.langchain, &ins.langchain) {
+        out.push_str(&crate::langchain::commands::plan_section(
+            lc,
+            li,
+            pre.mode == check::Mode::Resume,
+        ));
+    }
     let warnings: Vec<&check::Finding> = pre
         .findings
         .iter()
@@ -165,6 +172,9 @@ pub struct Status {
     /// While the snapshot runs: seconds since it started (its slot holds WAL and its exported
     /// snapshot holds back vacuum on the source for that long).
     pub snapshot_age_secs: Option<f64>,
+    /// LangChain mode: the collections, their tables, and the rows skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub langchain: Option<crate::langchain::state::SlotState>,
 }
 
 pub async fn status(config: &Config) -> Result<Status> {
@@ -232,6 +242,14 @@ pub async fn status(config: &Config) -> Result<Status> {
             .as_ref()
             .filter(|p| p.phase == Phase::Snapshot && phase == "snapshot")
             .and_then(|p| p.snapshot_age_secs),
+        langchain: match &config.langchain {
+            Some(_) => Some(
+                crate::langchain::state::load(&target, slot)
+                    .await
+                    .db(|| "reading pgvshift.langchain on the target".into())?,
+            ),
+            None => None,
+        },
     })
 }
 
@@ -266,6 +284,9 @@ pub fn render_status(s: &Status) -> String {
             t.deletes,
             t.truncates
         ));
+    }
+    if let Some(lc) = &s.langchain {
+        out.push_str(&crate::langchain::commands::render_status(lc));
     }
     out
 }
@@ -373,6 +394,9 @@ pub async fn cleanup(config: &Config, yes: bool) -> Result<Vec<String>> {
             .db(|| "dropping the publication".into())?;
     }
     if state::schema_exists(&target).await.db(|| "reading the target".into())? {
+        crate::langchain::state::forget(&target, slot)
+            .await
+            .db(|| "removing the LangChain routes".into())?;
         state::forget_slot(&target, slot)
             .await
             .db(|| "removing progress".into())?;

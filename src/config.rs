@@ -80,6 +80,23 @@ pub struct Config {
     pub tables: Vec<TableConfig>,
     /// `[metrics] listen`: where `run` serves `/metrics` and `/healthz` (None: not served).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// LangChain mode (`[langchain]`, see `crate::langchain`): the two LangChain tables are
+    /// rewritten into one table per collection; `tables` is then empty.
+    pub langchain: Option<crate::langchain::config::LangchainConfig>,
+}
+
+impl Config {
+    /// The source tables the publication holds: the configured tables, or in LangChain mode
+    /// `langchain_pg_collection` and `langchain_pg_embedding`.
+    pub fn published_tables(&self) -> Vec<QualifiedName> {
+        match &self.langchain {
+            Some(lc) => vec![
+                QualifiedName::new(lc.source_schema.clone(), crate::langchain::layout::COLLECTION_TABLE),
+                QualifiedName::new(lc.source_schema.clone(), crate::langchain::layout::EMBEDDING_TABLE),
+            ],
+            None => self.tables.iter().map(|t| t.source.clone()).collect(),
+        }
+    }
 }
 
 /// One database to connect to. `Debug` and `Display` never show the password.
@@ -506,6 +523,7 @@ struct RawConfig {
     cutover: Option<RawCutover>,
     #[serde(default)]
     tables: Vec<RawTable>,
+    langchain: Option<Spanned<crate::langchain::config::RawLangchain>>,
 }
 
 #[derive(Deserialize)]
@@ -671,7 +689,27 @@ impl Config {
             },
         };
         let cutover = validate_cutover(&ctx, raw.cutover)?;
-        let tables = validate_tables(&ctx, raw.tables)?;
+        let langchain = match &raw.langchain {
+            Some(section) => {
+                if let Some(first) = raw.tables.first() {
+                    return ctx.invalid(
+                        "[[tables]]",
+                        first.source.span(),
+                        "[[tables]] cannot be combined with [langchain]: LangChain mode moves langchain_pg_collection and langchain_pg_embedding itself; move other tables with a second configuration (its own slot and publication)",
+                    );
+                }
+                Some(
+                    crate::langchain::config::validate(section.get_ref(), section.span())
+                        .or_else(|e| ctx.invalid(e.key, e.span, e.message))?,
+                )
+            }
+            None => None,
+        };
+        let tables = if langchain.is_some() {
+            Vec::new()
+        } else {
+            validate_tables(&ctx, raw.tables)?
+        };
         let source = endpoint_from(&ctx, "source", "source.url", SOURCE_URL_ENV, raw.source, env)?;
         let target = endpoint_from(&ctx, "target", "target.url", TARGET_URL_ENV, raw.target, env)?;
 
@@ -699,6 +737,7 @@ impl Config {
             cutover,
             tables,
             metrics_listen,
+            langchain,
         })
     }
 }
@@ -933,7 +972,7 @@ fn validate_tables(ctx: &Ctx<'_>, raw: Vec<RawTable>) -> Result<Vec<TableConfig>
             path: ctx.path.to_path_buf(),
             position: None,
             key: "tables".into(),
-            message: "no tables to migrate: add at least one entry, e.g.\n[[tables]]\nsource = \"public.items\"".into(),
+            message: "no tables to migrate: add at least one entry, e.g.\n[[tables]]\nsource = \"public.items\"\n(or a [langchain] section to rewrite LangChain's PGVector tables, see config.langchain.example.toml)".into(),
         });
     }
     let parse = |key: &str, value: &Spanned<String>| -> Result<QualifiedName, ConfigError> {
@@ -2279,6 +2318,34 @@ Qy9zdvPEy3AQ58gvkytQaYgCaLY=
                 .metrics_listen,
             None
         );
+    }
+
+    #[test]
+    fn langchain_example_file_parses() {
+        let config = Config::parse_str(
+            include_str!("../config.langchain.example.toml"),
+            Path::new("config.langchain.example.toml"),
+            &no_env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.tables.is_empty());
+        let lc = config.langchain.clone().expect("[langchain]");
+        assert_eq!(lc.table_names["FAQ & Help"], "faq");
+        assert_eq!(lc.metadata_columns.len(), 2);
+        assert_eq!(
+            config.published_tables(),
+            [
+                QualifiedName::new("public", "langchain_pg_collection"),
+                QualifiedName::new("public", "langchain_pg_embedding")
+            ]
+        );
+        // [[tables]] and [langchain] are exclusive.
+        let text = format!(
+            "{}\n[[tables]]\nsource = \"items\"\n",
+            include_str!("../config.langchain.example.toml")
+        );
+        let e = parse_err(&text);
+        assert!(e.to_string().contains("cannot be combined with [langchain]"), "{e}");
     }
 
     #[test]

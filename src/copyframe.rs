@@ -149,46 +149,140 @@ impl Transcoder {
         }
     }
 
-    /// `Ok(None)`: incomplete. `Ok(Some(None))`: the trailer. `Ok(Some(Some(spans)))`: one
-    /// complete tuple with each field's byte range (None = NULL).
     #[allow(clippy::type_complexity)]
     fn complete_tuple(&self) -> Result<Option<Option<Vec<Option<(usize, usize)>>>>, FrameError> {
-        if self.buf.len() < 2 {
+        complete_tuple(&self.buf, self.fields)
+    }
+}
+
+/// `Ok(None)`: incomplete. `Ok(Some(None))`: the trailer. `Ok(Some(Some(spans)))`: one
+/// complete tuple with each field's byte range (None = NULL).
+#[allow(clippy::type_complexity)]
+fn complete_tuple(buf: &[u8], fields: usize) -> Result<Option<Option<Vec<Option<(usize, usize)>>>>, FrameError> {
+    if buf.len() < 2 {
+        return Ok(None);
+    }
+    let count = i16::from_be_bytes([buf[0], buf[1]]);
+    if count == -1 {
+        return Ok(Some(None));
+    }
+    if count < 0 || count as usize != fields {
+        return Err(FrameError::FieldCount {
+            got: count,
+            want: fields,
+        });
+    }
+    let mut at = 2;
+    let mut spans = Vec::with_capacity(fields);
+    for _ in 0..fields {
+        if buf.len() < at + 4 {
             return Ok(None);
         }
-        let count = i16::from_be_bytes([self.buf[0], self.buf[1]]);
-        if count == -1 {
-            return Ok(Some(None));
+        let len = i32::from_be_bytes(buf[at..at + 4].try_into().expect("4 bytes"));
+        at += 4;
+        if len == -1 {
+            spans.push(None);
+            continue;
         }
-        if count < 0 || count as usize != self.fields {
-            return Err(FrameError::FieldCount {
-                got: count,
-                want: self.fields,
-            });
+        if len < 0 {
+            return Err(FrameError::BadLength(len));
         }
-        let mut at = 2;
-        let mut spans = Vec::with_capacity(self.fields);
-        for _ in 0..self.fields {
-            if self.buf.len() < at + 4 {
-                return Ok(None);
-            }
-            let len = i32::from_be_bytes(self.buf[at..at + 4].try_into().expect("4 bytes"));
-            at += 4;
-            if len == -1 {
-                spans.push(None);
-                continue;
-            }
-            if len < 0 {
-                return Err(FrameError::BadLength(len));
-            }
-            let end = at + len as usize;
-            if self.buf.len() < end {
-                return Ok(None);
-            }
-            spans.push(Some((at, end)));
-            at = end;
+        let end = at + len as usize;
+        if buf.len() < end {
+            return Ok(None);
         }
-        Ok(Some(Some(spans)))
+        spans.push(Some((at, end)));
+        at = end;
+    }
+    Ok(Some(Some(spans)))
+}
+
+/// Splits a binary COPY stream into rows, for readers that route rows rather than rewrite
+/// them (LangChain mode's snapshot). Values are slices of the received chunks, not copies.
+#[derive(Debug)]
+pub struct RowReader {
+    fields: usize,
+    state: State,
+    buf: BytesMut,
+    rows: u64,
+}
+
+impl RowReader {
+    pub fn new(fields: usize) -> RowReader {
+        RowReader {
+            fields,
+            state: State::Header,
+            buf: BytesMut::new(),
+            rows: 0,
+        }
+    }
+
+    /// Rows read so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Feed a chunk; `row` gets each complete row's values (None = NULL). An error from `row`
+    /// stops the reading and comes back as [`FrameError::Convert`].
+    pub fn push<F>(&mut self, chunk: &[u8], mut row: F) -> Result<(), FrameError>
+    where
+        F: FnMut(Vec<Option<Bytes>>) -> Result<(), String>,
+    {
+        self.buf.extend_from_slice(chunk);
+        loop {
+            match self.state {
+                State::Done => {
+                    self.buf.clear();
+                    return Ok(());
+                }
+                State::Header => {
+                    if self.buf.len() < 19 {
+                        return Ok(());
+                    }
+                    if &self.buf[..11] != SIGNATURE {
+                        return Err(FrameError::BadSignature);
+                    }
+                    let ext = i32::from_be_bytes(self.buf[15..19].try_into().expect("4 bytes"));
+                    if ext < 0 {
+                        return Err(FrameError::BadLength(ext));
+                    }
+                    let total = 19 + ext as usize;
+                    if self.buf.len() < total {
+                        return Ok(());
+                    }
+                    self.buf.advance(total);
+                    self.state = State::Tuples;
+                }
+                State::Tuples => {
+                    let Some(spans) = complete_tuple(&self.buf, self.fields)? else {
+                        return Ok(());
+                    };
+                    let Some(spans) = spans else {
+                        self.buf.advance(2);
+                        self.state = State::Done;
+                        continue;
+                    };
+                    self.rows += 1;
+                    let end = tuple_end(&self.buf, self.fields).ok_or(FrameError::Truncated)?;
+                    let bytes = self.buf.split_to(end).freeze();
+                    let values = spans.iter().map(|s| s.map(|(a, b)| bytes.slice(a..b))).collect();
+                    row(values).map_err(|message| FrameError::Convert {
+                        row: self.rows,
+                        field: 0,
+                        message,
+                    })?;
+                }
+            }
+        }
+    }
+
+    /// Whether the stream ended with its trailer.
+    pub fn finish(&self) -> Result<(), FrameError> {
+        if self.state == State::Done {
+            Ok(())
+        } else {
+            Err(FrameError::Truncated)
+        }
     }
 }
 
@@ -320,5 +414,39 @@ mod tests {
             let _ = t.push(&input[..cut], &mut BytesMut::new(), |_, _, _| Ok(None));
             assert_eq!(t.finish(), Err(FrameError::Truncated), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn row_reader_splits_rows_across_chunks() {
+        let data = stream(
+            &[
+                vec![Some(b"abc".as_slice()), None],
+                vec![Some(b"".as_slice()), Some(b"xy".as_slice())],
+            ],
+            b"ext",
+        );
+        for split in 1..data.len() {
+            let mut r = RowReader::new(2);
+            let mut rows = Vec::new();
+            for chunk in [&data[..split], &data[split..]] {
+                r.push(chunk, |v| {
+                    rows.push(v);
+                    Ok(())
+                })
+                .unwrap();
+            }
+            r.finish().unwrap();
+            assert_eq!(r.rows(), 2);
+            assert_eq!(
+                rows,
+                vec![
+                    vec![Some(Bytes::from_static(b"abc")), None],
+                    vec![Some(Bytes::from_static(b"")), Some(Bytes::from_static(b"xy"))],
+                ],
+                "split at {split}"
+            );
+        }
+        let mut r = RowReader::new(3);
+        assert!(matches!(r.push(&data, |_| Ok(())), Err(FrameError::FieldCount { .. })));
     }
 }

@@ -199,6 +199,14 @@ struct SeqPlan {
 /// `pgvshift cutover`. Prints as it goes; returns the report (also on failure, inside the
 /// error's message only the cause: the report was printed).
 pub async fn cutover(config: &Config, opts: &Options, stop: watch::Receiver<bool>) -> Result<Report> {
+    // LangChain mode has no [[tables]] to fence or compare: refuse rather than "succeed" with
+    // an empty fence.
+    if config.langchain.is_some() {
+        return Err(Error::Usage(format!(
+            "{}: `pgvshift cutover` does not handle [langchain] mode yet (it would fence and compare no table); follow the cutover steps in docs/langchain.md",
+            config.path.display()
+        )));
+    }
     let mut steps = Steps {
         json: opts.json,
         report: Report {

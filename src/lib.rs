@@ -15,6 +15,7 @@ pub mod cutover;
 pub mod demo;
 pub mod error;
 pub mod indexdef;
+pub mod langchain;
 pub mod localpg;
 pub mod lsn;
 pub mod mapping;

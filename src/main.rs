@@ -137,6 +137,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// LangChain mode helpers: `list` the collections, build the collection tables' `indexes`.
+    Langchain {
+        #[command(subcommand)]
+        command: pgvshift::langchain::commands::Command,
+    },
     /// Start throwaway source and target clusters with demo data, migrate live, verify, clean up.
     Demo {
         /// Rows of demo data (768-dim vectors).
@@ -325,6 +330,7 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), Error> 
                 print!("{}", report.render());
             }
         }
+        Command::Langchain { command } => print!("{}", pgvshift::langchain::commands::run(command).await?),
         Command::Demo { rows } => {
             let stop = stop_on_signals();
             pgvshift::demo::demo(rows, stop).await?;

@@ -533,6 +533,10 @@ async fn snapshot(
                 .await
                 .db(|| format!("{what} {} to restart the snapshot", map.target))?;
         }
+        if config.langchain.is_some() {
+            // LangChain mode: the collection tables it created are dropped, the others emptied.
+            crate::langchain::snapshot::reset(config, &target).await?;
+        }
         tracing::warn!(slot = %slot, emptied_tables = emptied, "the previous snapshot did not complete: starting it over (slot recreated, partially copied tables emptied)");
     }
     // Record first (created_publication, phase = snapshot), then create: a crash in between
@@ -544,7 +548,7 @@ async fn snapshot(
         .await
         .db(|| "recording the snapshot start on the target".into())?;
     if inspection.publication_tables.is_none() {
-        let list: Vec<String> = config.tables.iter().map(|t| t.source.quoted()).collect();
+        let list: Vec<String> = config.published_tables().iter().map(|t| t.quoted()).collect();
         // CREATE PUBLICATION .. FOR TABLE takes SHARE UPDATE EXCLUSIVE on each table for an
         // instant: reads and writes go on, but it would queue behind (and in front of) VACUUM
         // or DDL, hence the lock_timeout. The comment lets `cleanup` recognise it later.
@@ -622,7 +626,24 @@ async fn snapshot(
         })
         .collect();
     let started = std::time::Instant::now();
-    let copied = copy::copy_tables(config, &snap.snapshot_name, jobs, stats.copy.clone()).await?;
+    let mut copied = if jobs.is_empty() {
+        Vec::new()
+    } else {
+        copy::copy_tables(config, &snap.snapshot_name, jobs, stats.copy.clone()).await?
+    };
+    if let Some(lc) = &inspection.langchain {
+        // LangChain mode: the collection tables, under the same exported snapshot.
+        let rows =
+            crate::langchain::snapshot::copy(config, opts, lc, &snap.snapshot_name, &mut target, stats.copy.clone())
+                .await?;
+        copied.push((
+            crate::sql::QualifiedName::new(
+                config.langchain.as_ref().map_or("public", |l| l.source_schema.as_str()),
+                crate::langchain::layout::EMBEDDING_TABLE,
+            ),
+            rows,
+        ));
+    }
     let consistent_point = snap.consistent_point;
     snap.close().await;
     let rows: u64 = copied.iter().map(|(_, r)| r).sum();

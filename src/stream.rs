@@ -55,7 +55,15 @@ pub async fn stream_changes(
         Some(p) => p.applied_lsn.unwrap_or(start).max(start),
         None => start,
     };
+    // LangChain mode: the router learns the collections and their tables from the target.
+    let router = match &config.langchain {
+        Some(_) => Some(crate::langchain::stream::Router::load(config, &target).await?),
+        None => None,
+    };
     let mut applier = Applier::new(target, &config.replication.slot, tables, start, stats.clone()).await?;
+    if let Some(router) = router {
+        applier.enable_langchain(router)?;
+    }
     let mut stream = Stream::start(
         &config.source,
         &config.replication.slot,

@@ -467,6 +467,13 @@ pub async fn verify(config: &Config, opts: &Options) -> Result<Report> {
 
 /// Verify every configured table at the given consistency point.
 pub async fn verify_at(config: &Config, opts: &Options, consistency: Consistency) -> Result<Report> {
+    // LangChain mode has no [[tables]]: an empty comparison must not read as "equal".
+    if config.langchain.is_some() {
+        return Err(Error::Usage(format!(
+            "{}: `pgvshift verify` does not compare LangChain collection tables yet; compare per collection yourself (docs/langchain.md)",
+            config.path.display()
+        )));
+    }
     let started = Instant::now();
     let slot = &config.replication.slot;
     let source = connect(&config.source, Side::Source).await?;

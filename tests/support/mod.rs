@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod langchain;
 pub mod logs;
 
 use std::path::PathBuf;
