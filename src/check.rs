@@ -124,17 +124,13 @@ impl Inspection {
 #[derive(Debug, Clone, Default)]
 pub struct TargetTableState {
     pub exists: bool,
-    pub rows: i64,
+    /// Whether it holds any row (an EXISTS probe: the exact count is taken only where a
+    /// message reports it, see [`count_rows`]).
+    pub has_rows: bool,
     pub columns: HashSet<String>,
     /// Column name -> (type as `format_type` prints it, NOT NULL without default).
     pub types: HashMap<String, String>,
     pub required: HashSet<String>,
-}
-
-impl TargetTableState {
-    pub fn has_rows(&self) -> bool {
-        self.rows > 0
-    }
 }
 
 /// The outcome of the checks, with the open connections for `run` to continue on.
@@ -930,19 +926,29 @@ pub async fn target_table_state(target: &Client, name: &QualifiedName) -> Result
     if cols.is_empty() {
         return Ok(TargetTableState::default());
     }
-    // An exact count: the number of rows `--truncate-target` would remove is reported.
-    let rows: i64 = target
-        .query_one(&format!("SELECT count(*) FROM {}", name.quoted()), &[])
+    // Read on every preflight (and every reconnection) and for each table after the snapshot:
+    // a probe, not a count of a possibly huge table.
+    let has_rows: bool = target
+        .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {})", name.quoted()), &[])
         .await
-        .db(|| format!("counting the rows of target table {name}"))?
+        .db(|| format!("reading target table {name}"))?
         .get(0);
     Ok(TargetTableState {
         exists: true,
-        rows,
+        has_rows,
         columns: cols.iter().map(|r| r.get(0)).collect(),
         types: cols.iter().map(|r| (r.get(0), r.get(1))).collect(),
         required: cols.iter().filter(|r| r.get::<_, bool>(2)).map(|r| r.get(0)).collect(),
     })
+}
+
+/// The exact number of rows of a target table (for messages that report it).
+pub async fn count_rows(client: &impl tokio_postgres::GenericClient, name: &QualifiedName) -> Result<i64> {
+    Ok(client
+        .query_one(&format!("SELECT count(*) FROM {}", name.quoted()), &[])
+        .await
+        .db(|| format!("counting the rows of target table {name}"))?
+        .get(0))
 }
 
 /// PURE: a type name without its schema qualification (`extensions.vector(3)` -> `vector(3)`),
@@ -1106,16 +1112,14 @@ async fn check_target_table(
             )),
         );
     }
-    if st.has_rows() && !ours && mode != Mode::Resume {
+    if st.has_rows && !ours && mode != Mode::Resume {
+        let rows = count_rows(target, &map.target).await?;
         if opts.truncate_target {
             f.push(Finding::new(
                 Level::Warning,
                 "target_rows",
                 &object,
-                format!(
-                    "has {} row(s): --truncate-target empties it (TRUNCATE) before the copy",
-                    st.rows
-                ),
+                format!("has {rows} row(s): --truncate-target empties it (TRUNCATE) before the copy"),
             ));
         } else {
             f.push(
@@ -1123,7 +1127,7 @@ async fn check_target_table(
                     Level::Blocking,
                     "target_rows",
                     &object,
-                    format!("already has {} row(s): pgvshift never appends to existing data", st.rows),
+                    format!("already has {rows} row(s): pgvshift never appends to existing data"),
                 )
                 .fix(format!(
                     "empty it yourself (TRUNCATE {}), pass --truncate-target to `pgvshift run` to have it emptied, or choose another target name",

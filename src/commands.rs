@@ -77,11 +77,7 @@ pub async fn plan(config: &Config) -> Result<String> {
         if st.exists {
             out.push_str(&format!(
                 "  target table exists ({}): no DDL\n",
-                if st.has_rows() {
-                    format!("{} rows", st.rows)
-                } else {
-                    "empty".to_string()
-                }
+                if st.has_rows { "has rows" } else { "empty" }
             ));
         } else {
             out.push_str("  target DDL:\n");

@@ -586,14 +586,10 @@ async fn snapshot(
                     .await
                     .db(|| format!("creating target table {tname}"))?;
             } else if opts.truncate_target
-                && st.has_rows()
+                && st.has_rows
                 && !previous.iter().any(|p| p.source_table == table.name.to_string())
             {
-                let removed: i64 = tx
-                    .query_one(&format!("SELECT count(*) FROM {}", tname.quoted()), &[])
-                    .await
-                    .db(|| format!("counting the rows of {tname}"))?
-                    .get(0);
+                let removed = check::count_rows(&tx, tname).await?;
                 tx.batch_execute(&format!("TRUNCATE {}", tname.quoted()))
                     .await
                     .db(|| format!("emptying target table {tname} (--truncate-target)"))?;

@@ -160,10 +160,10 @@ pub fn plan_section(lc: &LangchainConfig, ins: &LangchainInspection, resume: boo
                     .targets
                     .iter()
                     .find(|(id, _)| *id == c.collection)
-                    .map(|(_, st)| match (st.exists, st.rows) {
-                        (false, _) => " (will be created)".to_string(),
-                        (true, 0) => " (exists, empty)".to_string(),
-                        (true, n) => format!(" (exists, {n} rows)"),
+                    .map(|(_, st)| match (st.exists, st.has_rows) {
+                        (false, _) => " (will be created)",
+                        (true, false) => " (exists, empty)",
+                        (true, true) => " (exists, has rows)",
                     })
                     .unwrap_or_default();
                 format!("-> {t}{state}")
