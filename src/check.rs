@@ -225,7 +225,7 @@ pub async fn preflight_on(config: &Config, opts: Options, source: Client, target
     let server = source_server(&source).await?;
     let tserver = target_server(&target).await?;
     check_servers(config, &server, &tserver, slot_info.is_some(), &mut f);
-    check_source_role(config, &server, &mut f);
+    check_source_role(&server, &mut f);
     if mode != Mode::Resume {
         check_long_transactions(&source, &mut f).await?;
     }
@@ -557,7 +557,7 @@ fn check_servers(config: &Config, s: &SourceServer, t: &TargetServer, slot_exist
     }
 }
 
-fn check_source_role(config: &Config, s: &SourceServer, f: &mut Vec<Finding>) {
+fn check_source_role(s: &SourceServer, f: &mut Vec<Finding>) {
     if s.superuser || s.replication || s.rds_replication {
         f.push(Finding::new(
             Level::Ok,
@@ -581,7 +581,6 @@ fn check_source_role(config: &Config, s: &SourceServer, f: &mut Vec<Finding>) {
             )),
         );
     }
-    let _ = config;
 }
 
 async fn check_long_transactions(source: &Client, f: &mut Vec<Finding>) -> Result<()> {

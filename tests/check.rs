@@ -54,22 +54,6 @@ fn blocking<'a>(findings: &'a [Found], check: &str, object: &str) -> &'a Found {
         .unwrap_or_else(|| panic!("no blocking `{check}` finding about {object} in {findings:#?}"))
 }
 
-/// (slot exists, publication exists, pgvshift schema exists on the target).
-fn footprint(env: &TestEnv) -> (bool, bool, bool) {
-    let yes = |v: String| v == "t";
-    (
-        yes(env.source_value(&format!(
-            "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}')",
-            env.name
-        ))),
-        yes(env.source_value(&format!(
-            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '{}')",
-            env.name
-        ))),
-        yes(env.target_value("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pgvshift')")),
-    )
-}
-
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -152,7 +136,7 @@ async fn a_good_setup_passes_and_nothing_is_changed() {
         findings.iter().any(|f| f.1 == "pgvector" && f.0 == "ok"),
         "{findings:#?}"
     );
-    assert_eq!(footprint(&env), (false, false, false), "check changes nothing");
+    assert_eq!(env.footprint(), (false, false, false), "check changes nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +188,7 @@ async fn source_table_problems_name_the_table_and_the_fix() {
         stderr.contains("public.notes") && stderr.contains("did you mean public.items"),
         "{stderr}"
     );
-    assert_eq!(footprint(&env), (false, false, false), "a refused run changes nothing");
+    assert_eq!(env.footprint(), (false, false, false), "a refused run changes nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,8 +388,8 @@ async fn slot_and_publication_that_are_not_ours() {
     let (code, stdout, stderr) = env.run_binary(&["cleanup", "--config", path_str(&config), "--yes"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("leave replication slot"), "{stdout}");
-    assert!(footprint(&env).0, "a foreign slot is never dropped");
-    assert!(footprint(&env).1, "an unmarked publication is never dropped");
+    assert!(env.footprint().0, "a foreign slot is never dropped");
+    assert!(env.footprint().1, "an unmarked publication is never dropped");
     env.source_value(&format!(
         "SELECT pg_drop_replication_slot('{}'); DROP PUBLICATION {}",
         env.name, env.name
@@ -424,7 +408,7 @@ async fn slot_and_publication_that_are_not_ours() {
     assert!(slot.4.contains("pgvshift cleanup --config"), "{slot:?}");
     let (code, _, stderr) = env.run_binary(&["cleanup", "--config", path_str(&config), "--yes"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(footprint(&env), (false, false, false));
+    assert_eq!(env.footprint(), (false, false, false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

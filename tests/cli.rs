@@ -90,22 +90,6 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// pgvshift's footprint: (slot exists, publication exists, pgvshift schema exists on the target).
-fn footprint(env: &TestEnv) -> (bool, bool, bool) {
-    let yes = |v: String| v == "t";
-    (
-        yes(env.source_value(&format!(
-            "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}')",
-            env.name
-        ))),
-        yes(env.source_value(&format!(
-            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '{}')",
-            env.name
-        ))),
-        yes(env.target_value("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pgvshift')")),
-    )
-}
-
 fn status_json(env: &TestEnv, config: &str) -> serde_json::Map<String, serde_json::Value> {
     let (stdout, _) = pgvshift(env, &["status", "--config", config, "--json"], 0);
     match serde_json::from_str(&stdout) {
@@ -213,7 +197,7 @@ async fn plan_blocks_a_table_without_key_or_identity_with_exit_1() {
         stderr.contains("ALTER TABLE public.notes REPLICA IDENTITY FULL"),
         "the second fix (REPLICA IDENTITY FULL) is given:\n{all}"
     );
-    assert_eq!(footprint(&env), (false, false, false), "a blocked plan changes nothing");
+    assert_eq!(env.footprint(), (false, false, false), "a blocked plan changes nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,7 +233,7 @@ async fn plan_shows_types_and_ddl_and_changes_nothing() {
     );
     assert!(stdout.contains("***"), "the URLs are shown redacted:\n{stdout}");
     assert_eq!(
-        footprint(&env),
+        env.footprint(),
         (false, false, false),
         "plan creates no slot, publication or pgvshift schema"
     );
@@ -308,11 +292,11 @@ async fn status_json_while_streaming_then_stopped_then_cleanup() {
     assert_eq!(status["slot_active"], false);
 
     // cleanup: without --yes and without a terminal to ask on, it refuses and changes nothing.
-    assert_eq!(footprint(&env), (true, true, true));
+    assert_eq!(env.footprint(), (true, true, true));
     let (_, stderr) = pgvshift(&env, &["cleanup", "--config", config], 2);
     assert!(stderr.contains("--yes"), "the refusal says how to proceed:\n{stderr}");
     assert_eq!(
-        footprint(&env),
+        env.footprint(),
         (true, true, true),
         "cleanup without --yes changes nothing"
     );
@@ -320,7 +304,7 @@ async fn status_json_while_streaming_then_stopped_then_cleanup() {
     let (stdout, _) = pgvshift(&env, &["cleanup", "--config", config, "--yes"], 0);
     assert!(!stdout.is_empty(), "cleanup lists what it did");
     assert_eq!(
-        footprint(&env),
+        env.footprint(),
         (false, false, false),
         "slot, publication and pgvshift schema are gone"
     );
@@ -364,5 +348,5 @@ async fn connection_errors_exit_3_and_show_only_the_redacted_url() {
         );
     }
     // Nothing was created along the way.
-    assert_eq!(footprint(&env), (false, false, false));
+    assert_eq!(env.footprint(), (false, false, false));
 }

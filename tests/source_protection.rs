@@ -14,22 +14,6 @@ fn path_str(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
-/// (slot exists, publication exists, pgvshift schema exists on the target).
-fn footprint(env: &TestEnv) -> (bool, bool, bool) {
-    let yes = |v: String| v == "t";
-    (
-        yes(env.source_value(&format!(
-            "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}')",
-            env.name
-        ))),
-        yes(env.source_value(&format!(
-            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '{}')",
-            env.name
-        ))),
-        yes(env.target_value("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pgvshift')")),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_and_stream_need_only_access_share_on_source_tables() {
     let env = TestEnv::new(
@@ -96,7 +80,7 @@ async fn replica_identity_full_gives_up_instead_of_queueing_behind_a_reader() {
         env.source_value("SELECT relreplident FROM pg_class WHERE relname = 'notes'"),
         "d"
     );
-    assert_eq!(footprint(&env), (false, false, false), "nothing was created");
+    assert_eq!(env.footprint(), (false, false, false), "nothing was created");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +126,7 @@ async fn retained_wal_past_the_limit_stops_streaming_and_run_resumes_later() {
         status["retained_wal_bytes"].as_i64().unwrap() > 4 << 20,
         "status shows the retained WAL: {status}"
     );
-    assert!(footprint(&env).0, "the slot is kept so that run can resume");
+    assert!(env.footprint().0, "the slot is kept so that run can resume");
 
     // Once the transaction ends and the limit is raised, run resumes and nothing is lost.
     open.batch_execute("COMMIT").await.unwrap();
@@ -163,8 +147,8 @@ async fn crash_during_snapshot(env: &TestEnv, config: &std::path::Path) {
     let mut child = env.spawn_binary(&["run", "--config", path_str(config)]);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let slot = footprint(env).0;
-        let phase = if footprint(env).2 {
+        let slot = env.footprint().0;
+        let phase = if env.footprint().2 {
             // consistent_point is recorded once CREATE_REPLICATION_SLOT has returned: before
             // that the slot is ephemeral and would vanish with the killed session.
             env.target_value(&format!(
@@ -212,14 +196,14 @@ async fn cleanup_after_a_crash_during_the_snapshot_leaves_no_slot() {
     let config = env.write_config(&[("public.items", None)], "");
     crash_during_snapshot(&env, &config).await;
     assert_eq!(
-        footprint(&env),
+        env.footprint(),
         (true, true, true),
         "the crash left slot, publication and state"
     );
     let (code, stdout, stderr) = env.run_binary(&["cleanup", "--config", path_str(&config), "--yes"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(
-        footprint(&env),
+        env.footprint(),
         (false, false, false),
         "cleanup removed everything:\n{stdout}"
     );
@@ -242,7 +226,7 @@ async fn cleanup_finds_a_crashed_runs_slot_and_publication_without_target_state(
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("left over from an earlier run"), "{stdout}");
     assert!(stdout.contains(&format!("drop publication {}", env.name)), "{stdout}");
-    assert_eq!(footprint(&env), (false, false, false), "{stdout}");
+    assert_eq!(env.footprint(), (false, false, false), "{stdout}");
     // And a new run starts cleanly.
     let run = env.spawn_run(env.config(&[("public.items", None)]));
     env.wait_streaming().await;

@@ -237,6 +237,23 @@ impl TestEnv {
         self.target.psql(&self.name, sql).unwrap().trim().to_string()
     }
 
+    /// pgvshift's footprint: (slot exists, publication exists, pgvshift schema exists on the
+    /// target).
+    pub fn footprint(&self) -> (bool, bool, bool) {
+        let yes = |v: String| v == "t";
+        (
+            yes(self.source_value(&format!(
+                "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}')",
+                self.name
+            ))),
+            yes(self.source_value(&format!(
+                "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '{}')",
+                self.name
+            ))),
+            yes(self.target_value("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'pgvshift')")),
+        )
+    }
+
     /// Wait until the slot is no longer held by any session.
     pub fn wait_slot_inactive(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
