@@ -183,7 +183,7 @@ impl Drop for BarAwareStderr {
     fn drop(&mut self) {
         if !self.0.is_empty() {
             let event = std::mem::take(&mut self.0);
-            pgvshift::progress::suspend_bars(|| {
+            pgvshift::observe::progress::suspend_bars(|| {
                 let _ = std::io::stderr().write_all(&event);
             });
         }
@@ -212,7 +212,7 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), Error> 
     match command {
         Command::Plan { config } => {
             let config = load(&config)?;
-            print!("{}", pgvshift::commands::plan(&config).await?);
+            print!("{}", pgvshift::cli::commands::plan(&config).await?);
         }
         Command::Check {
             config,
@@ -246,27 +246,27 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), Error> 
             let opts = pgvshift::check::Options { truncate_target };
             let stats = Arc::new(pgvshift::run::RunStats::default());
             let display = if matches!(log_format, LogFormat::Human) && std::io::stderr().is_terminal() {
-                pgvshift::progress::Display::Bars
+                pgvshift::observe::progress::Display::Bars
             } else {
-                pgvshift::progress::Display::Lines
+                pgvshift::observe::progress::Display::Lines
             };
-            let progress = pgvshift::progress::spawn(stats.copy.clone(), display);
+            let progress = pgvshift::observe::progress::spawn(stats.copy.clone(), display);
             let result = pgvshift::run::run_with(&config, opts, stop, stats).await;
             progress.abort();
             result?;
         }
         Command::Status { config, json } => {
             let config = load(&config)?;
-            let status = pgvshift::commands::status(&config).await?;
+            let status = pgvshift::cli::commands::status(&config).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&status).expect("status serializes"));
             } else {
-                print!("{}", pgvshift::commands::render_status(&status));
+                print!("{}", pgvshift::cli::commands::render_status(&status));
             }
         }
         Command::Cleanup { config, yes } => {
             let config = load(&config)?;
-            for action in pgvshift::commands::cleanup(&config, yes).await? {
+            for action in pgvshift::cli::commands::cleanup(&config, yes).await? {
                 println!("{action}");
             }
         }
@@ -323,7 +323,7 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), Error> 
         }
         // --- end verify and cutover ---
         Command::Bench { rows, dims, json } => {
-            let report = pgvshift::bench::bench(rows, dims).await?;
+            let report = pgvshift::cli::bench::bench(rows, dims).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
             } else {
@@ -333,7 +333,7 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), Error> 
         Command::Langchain { command } => print!("{}", pgvshift::langchain::commands::run(command).await?),
         Command::Demo { rows } => {
             let stop = stop_on_signals();
-            pgvshift::demo::demo(rows, stop).await?;
+            pgvshift::cli::demo::demo(rows, stop).await?;
         }
     }
     Ok(())

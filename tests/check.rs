@@ -6,7 +6,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use pgvshift::localpg::ClusterOptions;
+use pgvshift::testkit::localpg::ClusterOptions;
 use support::TestEnv;
 
 fn path_str(p: &Path) -> &str {

@@ -131,7 +131,7 @@ impl Drop for RunningBinary {
 
 #[test]
 fn config_problems_exit_2_and_say_where() {
-    let dir = std::env::temp_dir().join(pgvshift::localpg::unique_name("pgvshift-cli-config"));
+    let dir = std::env::temp_dir().join(pgvshift::testkit::localpg::unique_name("pgvshift-cli-config"));
     std::fs::create_dir_all(&dir).unwrap();
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgvshift"))

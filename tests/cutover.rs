@@ -54,7 +54,7 @@ fn start_writer(
     let url = env.source_url();
     let l = log.clone();
     let handle = tokio::spawn(async move {
-        let client = pgvshift::pg::connect_url(&url).await.unwrap();
+        let client = pgvshift::source::connect_url(&url).await.unwrap();
         let mut n: i64 = 0;
         while !stop.load(Ordering::Relaxed) {
             n += 1;

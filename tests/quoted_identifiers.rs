@@ -163,10 +163,10 @@ async fn quoted_schema_table_and_column_names_migrate_and_stream() {
 
 /// (source, target) fingerprints of a table that has different names on each side.
 async fn fingerprint_pair(env: &TestEnv, source: &str, target: &str) -> ((i64, String), (i64, String)) {
-    let s = pgvshift::demo::fingerprint(&env.source_client().await, source, r#""ID""#)
+    let s = pgvshift::cli::demo::fingerprint(&env.source_client().await, source, r#""ID""#)
         .await
         .unwrap();
-    let t = pgvshift::demo::fingerprint(&env.target_client().await, target, r#""ID""#)
+    let t = pgvshift::cli::demo::fingerprint(&env.target_client().await, target, r#""ID""#)
         .await
         .unwrap();
     (s, t)

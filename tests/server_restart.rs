@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgvshift::localpg::{ClusterOptions, LocalCluster};
+use pgvshift::testkit::localpg::{ClusterOptions, LocalCluster};
 use pgvshift::Lsn;
 use rand::Rng;
 use support::binary::{pick_existing_id, wait_caught_up, wait_snapshot_done, Binary};
@@ -137,7 +137,7 @@ async fn write(url: String, stop: Arc<AtomicBool>, committed: Arc<AtomicU64>, fa
     let mut txn: i64 = 0;
     while !stop.load(Ordering::Relaxed) {
         if !matches!(&client, Some(c) if !c.is_closed()) {
-            match pgvshift::pg::connect_url(&url).await {
+            match pgvshift::source::connect_url(&url).await {
                 Ok(c) => client = Some(c),
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -49,7 +49,7 @@ async fn writer(
     mut stop: watch::Receiver<bool>,
     progress: watch::Sender<usize>,
 ) -> Writer {
-    let client = pgvshift::pg::connect_url(&env_url).await.expect("writer connects");
+    let client = pgvshift::source::connect_url(&env_url).await.expect("writer connects");
     let mut w = Writer {
         commits: Vec::new(),
         counters: vec![0; COUNTERS as usize],

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use pgvshift::config::Config;
-use pgvshift::localpg::{ClusterOptions, LocalCluster};
+use pgvshift::testkit::localpg::{ClusterOptions, LocalCluster};
 use support::TestEnv;
 
 /// Exit code of a runtime error, which a failed connection is.
@@ -232,7 +232,7 @@ fn sslmode_require_against_a_server_without_tls_says_it_does_not_offer_tls() {
 fn verify_full_with_an_unrelated_root_certificate_fails_verification() {
     let env = tls_env("tlswrongroot", "");
     let other: PathBuf = env.dir.join("other-root.crt");
-    pgvshift::localpg::make_self_signed_certificate(
+    pgvshift::testkit::localpg::make_self_signed_certificate(
         &other,
         &env.dir.join("other-root.key"),
         "unrelated",
@@ -359,7 +359,8 @@ async fn verify_ca_checks_the_chain_but_verify_full_also_the_host_name() {
     // Swap in a certificate for db.example.test only (written in place: the server's files keep
     // their owner and mode), and make the server load it.
     let (cert, key) = (env.dir.join("renamed.crt"), env.dir.join("renamed.key"));
-    pgvshift::localpg::make_self_signed_certificate(&cert, &key, "db.example.test", "DNS:db.example.test").unwrap();
+    pgvshift::testkit::localpg::make_self_signed_certificate(&cert, &key, "db.example.test", "DNS:db.example.test")
+        .unwrap();
     let server_dir = env.source.socket_dir();
     std::fs::write(server_dir.join("server.crt"), std::fs::read(&cert).unwrap()).unwrap();
     std::fs::write(server_dir.join("server.key"), std::fs::read(&key).unwrap()).unwrap();

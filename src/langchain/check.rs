@@ -13,11 +13,11 @@ use super::layout::{self, SourceLayout, COLLECTION_TABLE, EMBEDDING_TABLE};
 use super::metadata::{self, CastError};
 use super::names::Namer;
 use super::transform::{quoted, Positions, Transformer};
-use crate::catalog::{self, CatalogError, Table};
 use crate::check::{Finding, Level, TargetTableState};
 use crate::config::Config;
 use crate::error::{DbContext, Error, Result};
-use crate::pg::{connect, Side};
+use crate::schema::catalog::{self, CatalogError, Table};
+use crate::source::{connect, Side};
 use crate::sql::{display_ident, quote_ident, QualifiedName};
 
 /// One collection and where it goes.

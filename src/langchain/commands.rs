@@ -10,7 +10,7 @@ use super::layout::{COLLECTION_TABLE, EMBEDDING_TABLE};
 use super::state;
 use crate::config::Config;
 use crate::error::{DbContext, Error, Result};
-use crate::pg::{connect, Side};
+use crate::source::{connect, Side};
 use crate::sql::QualifiedName;
 
 /// `pgvshift langchain ...`

@@ -10,8 +10,8 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config::profile::Profile;
 use crate::config::MAX_NAME_BYTES;
-use crate::profile::Profile;
 
 /// Default `id_column` (LangChain's `init_vectorstore_table` default).
 pub const DEFAULT_ID_COLUMN: &str = "langchain_id";

@@ -17,12 +17,12 @@
 use std::collections::HashSet;
 
 use super::config::{IndexMethod, LangchainConfig};
+use crate::config::profile::Profile;
 use crate::config::{TableConfig, MAX_NAME_BYTES};
-use crate::indexdef::{index_dim_limit, ColumnKind};
-use crate::mapping::{ColumnMap, TableMap, VectorKind};
-use crate::pgoutput::{Relation, RelationColumn, ReplicaIdentity};
-use crate::profile::Profile;
+use crate::schema::mapping::{ColumnMap, TableMap, VectorKind};
+use crate::source::pgoutput::{Relation, RelationColumn, ReplicaIdentity};
 use crate::sql::{quote_ident, QualifiedName};
+use crate::translate::index::{index_dim_limit, ColumnKind};
 use crate::translate::Conversion;
 
 /// One column of a collection table.

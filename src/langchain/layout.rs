@@ -8,7 +8,7 @@
 //!
 //! The community layout is recognised by `custom_id`, or by `uuid` without `id`.
 
-use crate::catalog::{Column, Table};
+use crate::schema::catalog::{Column, Table};
 use crate::sql::display_ident;
 
 pub const COLLECTION_TABLE: &str = "langchain_pg_collection";
@@ -189,7 +189,7 @@ pub fn copy_columns(layout: &SourceLayout) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::fixtures::{column as col, table};
+    use crate::schema::catalog::fixtures::{column as col, table};
     use crate::sql::QualifiedName;
 
     fn tables(embedding_cols: Vec<Column>, pk: &str) -> (Table, Table) {

@@ -30,14 +30,14 @@ use super::ddl;
 use super::layout::{self, COLLECTION_TABLE, EMBEDDING_TABLE};
 use super::state::{self, CollectionRecord};
 use super::transform::{Positions, Transformer};
+use crate::apply::copy::CopyProgress;
 use crate::apply::copy_binary;
 use crate::check::Options;
 use crate::config::Config;
-use crate::copy::CopyProgress;
-use crate::copyframe::RowReader;
 use crate::error::{DbContext, Error, Result, SNAPSHOT_SESSION_LOST};
-use crate::pg::{connect, Side};
-use crate::pgoutput::{Tuple, TupleValue};
+use crate::source::copyframe::RowReader;
+use crate::source::pgoutput::{Tuple, TupleValue};
+use crate::source::{connect, Side};
 use crate::sql::{quote_ident, quote_literal, QualifiedName};
 
 /// A collection's buffer is sent to its worker at this size.
@@ -188,7 +188,7 @@ pub async fn copy(
                         )));
                     }
                 } else {
-                    if let Some(s) = crate::schema::create_schema_sql(t) {
+                    if let Some(s) = crate::schema::ddl::create_schema_sql(t) {
                         tx.batch_execute(&s)
                             .await
                             .db(|| format!("creating schema {}", quote_ident(&t.schema)))?;
@@ -564,12 +564,12 @@ async fn build_index(
     Ok(())
 }
 
-/// As in `crate::copy`: an exported snapshot that cannot be imported means its session is gone.
+/// As in `crate::apply::copy`: an exported snapshot that cannot be imported means its session is gone.
 fn import_error(e: tokio_postgres::Error, snapshot: &str) -> Error {
     if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) {
         return Error::Runtime(format!(
             "{SNAPSHOT_SESSION_LOST} (importing snapshot {snapshot} on the source: {})",
-            crate::pg::describe(&e)
+            crate::source::describe(&e)
         ));
     }
     Error::Db {

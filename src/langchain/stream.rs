@@ -33,8 +33,8 @@ use super::transform::{Positions, Row, Transformer};
 use crate::apply::TargetTable;
 use crate::config::{Config, Endpoint};
 use crate::error::{DbContext, Error, Result};
-use crate::pg::{connect, RawValue, Side};
-use crate::pgoutput::{LogicalMessage, Oid, Relation, Tuple, TupleValue};
+use crate::source::pgoutput::{LogicalMessage, Oid, Relation, Tuple, TupleValue};
+use crate::source::{connect, RawValue, Side};
 use crate::sql::{quote_ident, QualifiedName};
 
 /// What the applier does for the router, in order.
@@ -543,7 +543,7 @@ impl Router {
                 .as_ref()
                 .is_some_and(|p| p.table.is_some() && !(p.deleted && self.config.drop_deleted_collections));
             if !exists {
-                if let Some(s) = crate::schema::create_schema_sql(t) {
+                if let Some(s) = crate::schema::ddl::create_schema_sql(t) {
                     ops.push(Op::Batch {
                         sql: s,
                         what: format!("creating schema {} for a new collection", quote_ident(&t.schema)),

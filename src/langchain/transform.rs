@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::config::{IdType, LangchainConfig};
 use super::layout::SourceLayout;
 use super::metadata::{self, CastError};
-use crate::pgoutput::{Tuple, TupleValue};
+use crate::source::pgoutput::{Tuple, TupleValue};
 use crate::translate::{self, Conversion, VectorKind};
 
 /// Where each source column sits in a tuple.

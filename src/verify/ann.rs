@@ -12,10 +12,10 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio_postgres::Client;
 
+use crate::config::profile::Profile;
 use crate::error::{DbContext, Result};
-use crate::mapping::{ColumnMap, VectorKind};
-use crate::pg::RawValue;
-use crate::profile::Profile;
+use crate::schema::mapping::{ColumnMap, VectorKind};
+use crate::source::RawValue;
 use crate::sql::{quote_ident, QualifiedName};
 use crate::translate;
 
@@ -150,7 +150,7 @@ type Key = Vec<Option<Bytes>>;
 fn key_of(row: &tokio_postgres::Row, n: usize) -> Key {
     (0..n)
         .map(|i| {
-            row.get::<_, Option<super::RawBytes>>(i)
+            row.get::<_, Option<super::compare::RawBytes>>(i)
                 .map(|b| Bytes::copy_from_slice(b.0))
         })
         .collect()
@@ -218,7 +218,7 @@ pub async fn measure(
     let vectors: Vec<Bytes> = rows
         .iter()
         .filter_map(|r| {
-            r.get::<_, Option<super::RawBytes>>(0)
+            r.get::<_, Option<super::compare::RawBytes>>(0)
                 .map(|b| Bytes::copy_from_slice(b.0))
         })
         .collect();

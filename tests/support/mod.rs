@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use pgvshift::apply::ApplyStats;
 use pgvshift::config::Config;
-use pgvshift::localpg::{shared_pair, unique_name, ClusterOptions, LocalCluster};
 use pgvshift::run::{run, RunStats};
+use pgvshift::testkit::localpg::{shared_pair, unique_name, ClusterOptions, LocalCluster};
 use pgvshift::Lsn;
 use tokio::sync::watch;
 use tokio_postgres::Client;
@@ -151,13 +151,13 @@ impl TestEnv {
     }
 
     pub async fn source_client(&self) -> Client {
-        pgvshift::pg::connect_url(&self.source_url())
+        pgvshift::source::connect_url(&self.source_url())
             .await
             .expect("connect source")
     }
 
     pub async fn target_client(&self) -> Client {
-        pgvshift::pg::connect_url(&self.target_url())
+        pgvshift::source::connect_url(&self.target_url())
             .await
             .expect("connect target")
     }
@@ -166,8 +166,8 @@ impl TestEnv {
     pub async fn wait_caught_up(&self) {
         let source = self.source_client().await;
         let target = self.target_client().await;
-        let mark = pgvshift::demo::source_lsn(&source).await.unwrap();
-        pgvshift::demo::wait_applied(&target, &self.name, mark, Duration::from_secs(120))
+        let mark = pgvshift::cli::demo::source_lsn(&source).await.unwrap();
+        pgvshift::cli::demo::wait_applied(&target, &self.name, mark, Duration::from_secs(120))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -175,17 +175,17 @@ impl TestEnv {
     /// Wait until the snapshot has completed (phase = streaming).
     pub async fn wait_streaming(&self) {
         let target = self.target_client().await;
-        pgvshift::demo::wait_applied(&target, &self.name, Lsn::ZERO, Duration::from_secs(120))
+        pgvshift::cli::demo::wait_applied(&target, &self.name, Lsn::ZERO, Duration::from_secs(120))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Assert that `table` (SQL text, e.g. `public.items`) has identical content on both sides.
     pub async fn assert_same(&self, table: &str, order_by: &str) {
-        let s = pgvshift::demo::fingerprint(&self.source_client().await, table, order_by)
+        let s = pgvshift::cli::demo::fingerprint(&self.source_client().await, table, order_by)
             .await
             .unwrap();
-        let t = pgvshift::demo::fingerprint(&self.target_client().await, table, order_by)
+        let t = pgvshift::cli::demo::fingerprint(&self.target_client().await, table, order_by)
             .await
             .unwrap();
         assert_eq!(s, t, "{table}: (row count, md5) differ between source and target");

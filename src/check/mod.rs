@@ -1,0 +1,5 @@
+//! Checks.
+
+mod preflight;
+
+pub use preflight::*;

@@ -1,0 +1,5 @@
+//! The verbs.
+
+pub mod bench;
+pub mod commands;
+pub mod demo;

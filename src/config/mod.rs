@@ -1,0 +1,6 @@
+//! Config.
+
+pub mod profile;
+mod raw;
+
+pub use raw::*;

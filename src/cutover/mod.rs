@@ -1,0 +1,5 @@
+//! Cutover.
+
+mod steps;
+
+pub use steps::*;

@@ -1,0 +1,7 @@
+//! Errors.
+
+pub mod connect;
+pub mod retry;
+mod types;
+
+pub use types::*;

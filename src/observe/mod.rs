@@ -1,0 +1,4 @@
+//! Observe.
+
+pub mod metrics;
+pub mod progress;

@@ -1,0 +1,5 @@
+//! Run.
+
+mod execute;
+
+pub use execute::*;

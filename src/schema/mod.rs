@@ -1,0 +1,5 @@
+//! Schema.
+
+pub mod catalog;
+pub mod ddl;
+pub mod mapping;

@@ -1,0 +1,10 @@
+//! Source.
+
+mod connect;
+pub mod copyframe;
+pub mod pgoutput;
+pub mod replication;
+pub mod tls;
+pub mod walguard;
+
+pub use connect::*;

@@ -1,0 +1,5 @@
+//! Index translation.
+
+mod common;
+
+pub use common::*;

@@ -1,0 +1,6 @@
+//! Translate.
+
+mod codec;
+pub mod index;
+
+pub use codec::*;
