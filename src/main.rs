@@ -244,7 +244,7 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), Error> 
             let config = load(&config)?;
             let stop = stop_on_signals();
             let opts = pgvshift::check::Options { truncate_target };
-            let stats = Arc::new(pgvshift::run::RunStats::default());
+            let stats = Arc::new(pgvshift::observe::stats::RunStats::default());
             let display = if matches!(log_format, LogFormat::Human) && std::io::stderr().is_terminal() {
                 pgvshift::observe::progress::Display::Bars
             } else {

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use pgvshift::config::Config;
-use pgvshift::run::RunStats;
+use pgvshift::observe::stats::RunStats;
 use pgvshift::Lsn;
 use support::{InProcess, TestEnv};
 use tokio::sync::watch;

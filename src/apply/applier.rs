@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,6 +31,7 @@ use tokio_postgres::{Client, Statement};
 
 use crate::apply::state;
 use crate::error::{DbContext, Error, Result};
+use crate::observe::stats::ApplyStats;
 use crate::schema::mapping::TableMap;
 use crate::source::pgoutput::{LogicalMessage, Oid, OldTupleKind, Relation, RelationColumn, Tuple, TupleValue};
 use crate::source::RawValue;
@@ -119,29 +120,6 @@ pub struct TargetTable {
     pub target_columns: HashSet<String>,
     /// Names, exclusions and conversions from source to target columns.
     pub map: TableMap,
-}
-
-/// Counters of applied changes (read by `demo` and logs).
-#[derive(Debug, Default)]
-pub struct ApplyStats {
-    pub inserts: AtomicU64,
-    pub updates: AtomicU64,
-    pub deletes: AtomicU64,
-    pub truncates: AtomicU64,
-    pub transactions: AtomicU64,
-    pub skipped_transactions: AtomicU64,
-    /// The position the target has committed (`pgvshift.progress.applied_lsn`, as an
-    /// [`Lsn`]'s u64): where a new stream would resume. 0 until a stream has started.
-    pub applied_lsn: AtomicU64,
-    /// Target commits of changes or idle positions (a sign that streaming works).
-    pub target_commits: AtomicU64,
-    /// Source commit time (µs since the Unix epoch) of the last transaction committed on the
-    /// target; 0 before the first.
-    pub last_commit_micros: AtomicI64,
-    /// Changes applied, by target table and kind (insert, update, delete, truncate).
-    pub by_table: crate::observe::metrics::ChangeCounters,
-    /// Seconds from opening a target transaction to its COMMIT (one batch).
-    pub batch_seconds: crate::observe::metrics::BatchLatency,
 }
 
 /// Kinds of change, in the order of the per-table counters.

@@ -12,18 +12,20 @@
 //! text and back. Each table lands in one target transaction with its state row.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 
 use crate::apply::state;
 use crate::config::Config;
+use crate::config::Side;
 use crate::error::{DbContext, Error, Result, SNAPSHOT_SESSION_LOST};
+use crate::observe::stats::{CopyProgress, TableProgress};
 use crate::schema::catalog::Table;
 use crate::schema::mapping::TableMap;
+use crate::source::connect;
 use crate::source::copyframe::Transcoder;
-use crate::source::{connect, Side};
 use crate::sql::{quote_ident, quote_literal, QualifiedName};
 use crate::translate::{self, Conversion};
 
@@ -57,36 +59,16 @@ impl CopyJob {
     }
 }
 
-/// Live counters, readable while the copy runs.
-#[derive(Debug, Default)]
-pub struct CopyProgress {
-    pub bytes: AtomicU64,
-    pub tables_done: AtomicU64,
-    pub rows: AtomicU64,
-    /// Per table, for progress bars and log lines (reset when a snapshot starts).
-    pub tables: std::sync::Mutex<Vec<TableProgress>>,
-}
-
-/// One table's copy as the progress display sees it.
-#[derive(Debug, Clone)]
-pub struct TableProgress {
-    pub name: String,
-    /// Planner estimates (reltuples, heap + TOAST size): the ETA's basis.
-    pub estimated_rows: i64,
-    pub estimated_bytes: i64,
-    /// COPY bytes read from the source so far.
-    pub bytes: u64,
-    /// Exact, once the table's copy has committed.
-    pub rows: Option<u64>,
-    pub started: Option<std::time::Instant>,
-    pub finished: Option<std::time::Instant>,
-}
-
-impl CopyProgress {
-    fn register(&self, jobs: &[CopyJob]) {
-        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        *tables = jobs
-            .iter()
+/// Copy every job under the exported snapshot with `workers` parallel connections.
+/// Returns rows copied per job, in job order.
+pub async fn copy_tables(
+    config: &Config,
+    snapshot_name: &str,
+    jobs: Vec<CopyJob>,
+    progress: Arc<CopyProgress>,
+) -> Result<Vec<(QualifiedName, u64)>> {
+    progress.register(
+        jobs.iter()
             .map(|j| TableProgress {
                 name: j.source.name.to_string(),
                 estimated_rows: j.source.estimated_rows,
@@ -96,26 +78,8 @@ impl CopyProgress {
                 started: None,
                 finished: None,
             })
-            .collect();
-    }
-
-    fn update(&self, name: &str, f: impl FnOnce(&mut TableProgress)) {
-        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = tables.iter_mut().find(|t| t.name == name) {
-            f(t);
-        }
-    }
-}
-
-/// Copy every job under the exported snapshot with `workers` parallel connections.
-/// Returns rows copied per job, in job order.
-pub async fn copy_tables(
-    config: &Config,
-    snapshot_name: &str,
-    jobs: Vec<CopyJob>,
-    progress: Arc<CopyProgress>,
-) -> Result<Vec<(QualifiedName, u64)>> {
-    progress.register(&jobs);
+            .collect(),
+    );
     let queue = Arc::new(Mutex::new(jobs.into_iter().collect::<VecDeque<_>>()));
     let workers = config.snapshot.workers.max(1).min(queue.lock().unwrap().len().max(1));
     let mut handles = Vec::new();
@@ -176,7 +140,7 @@ fn import_error(e: tokio_postgres::Error, snapshot: &str) -> Error {
     if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) {
         return Error::Runtime(format!(
             "{SNAPSHOT_SESSION_LOST} (importing snapshot {snapshot} on the source: {})",
-            crate::source::describe(&e)
+            crate::error::describe(&e)
         ));
     }
     Error::Db {

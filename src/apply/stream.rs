@@ -17,12 +17,14 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use tokio::sync::watch;
 
-use crate::apply::{Applier, ApplyStats, TargetTable};
+use crate::apply::{Applier, TargetTable};
 use crate::config::Config;
+use crate::config::Side;
 use crate::error::{Error, Result, SOURCE_ENDED_STREAM};
+use crate::observe::stats::ApplyStats;
+use crate::source::connect;
 use crate::source::pgoutput;
 use crate::source::replication::{Event, Stream};
-use crate::source::{connect, Side};
 use crate::Lsn;
 
 /// A batch of small source transactions is committed at the latest this long after it opened.

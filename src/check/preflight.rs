@@ -16,11 +16,12 @@ use serde::Serialize;
 use tokio_postgres::Client;
 
 use crate::apply::state::{self, Phase, Progress, TableState};
-use crate::config::Config;
+use crate::config::Side;
+use crate::config::{human_bytes, Config};
 use crate::error::{DbContext, Error, Result};
 use crate::schema::catalog::{self, CatalogError, ReplicaIdentity, Table};
 use crate::schema::mapping::{self, TableMap};
-use crate::source::{connect, Side};
+use crate::source::connect;
 use crate::sql::{display_ident, quote_literal, QualifiedName};
 
 /// How serious a finding is.
@@ -1510,17 +1511,6 @@ fn check_slot_and_publication(
         )),
         None => {}
     }
-}
-
-pub fn human_bytes(b: i64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v.abs() >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", units[u])
 }
 
 /// Human-readable report for `pgvshift check`.

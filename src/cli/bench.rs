@@ -18,7 +18,8 @@ use tokio_postgres::Client;
 
 use crate::config::Config;
 use crate::error::{DbContext, Error, Result};
-use crate::run::{run, RunStats};
+use crate::observe::stats::RunStats;
+use crate::run::run;
 use crate::source::connect_url;
 use crate::testkit::localpg::{ClusterOptions, LocalCluster};
 

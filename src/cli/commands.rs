@@ -5,12 +5,14 @@ use std::io::{IsTerminal, Write};
 use serde::Serialize;
 
 use crate::apply::state::{self, Phase};
-use crate::check::{self, human_bytes};
+use crate::check;
+use crate::config::human_bytes;
 use crate::config::Config;
+use crate::config::Side;
 use crate::error::{DbContext, Error, Result};
 use crate::run::drop_slot;
 use crate::schema::ddl;
-use crate::source::{connect, Side};
+use crate::source::connect;
 use crate::sql::quote_ident;
 
 /// `pgvshift plan`: what `run` would do, and any blocking problem. Changes nothing.

@@ -11,9 +11,11 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 
 use crate::config::Config;
+use crate::config::Side;
 use crate::error::{DbContext, Error, Result};
-use crate::run::{run, RunStats};
-use crate::source::{connect, Side};
+use crate::observe::stats::RunStats;
+use crate::run::run;
+use crate::source::connect;
 use crate::testkit::localpg::{ClusterOptions, LocalCluster};
 use crate::Lsn;
 

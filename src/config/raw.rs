@@ -22,6 +22,8 @@ use toml::Spanned;
 use crate::config::profile::Profile;
 use crate::sql::QualifiedName;
 
+use super::size::parse_size;
+
 /// Environment variable that replaces `source.url` from the file.
 pub const SOURCE_URL_ENV: &str = "PGVSHIFT_SOURCE_URL";
 /// Environment variable that replaces `target.url` from the file.
@@ -96,6 +98,22 @@ impl Config {
             ],
             None => self.tables.iter().map(|t| t.source.clone()).collect(),
         }
+    }
+}
+
+/// Which side a connection is for (used in messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        })
     }
 }
 
@@ -930,26 +948,6 @@ fn validate_replication(ctx: &Ctx<'_>, raw: RawReplication) -> Result<Replicatio
         max_retained_wal,
         max_retry_duration: Duration::from_secs(retry_secs),
     })
-}
-
-/// A size the way PostgreSQL writes memory settings (`512MB`, `2GB`, `1024kB`, `1TB`; a bare
-/// number is bytes), in bytes.
-pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim_end();
-    let unit = text[digits.len()..].trim();
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let factor: u64 = match unit {
-        "" | "B" => 1,
-        "kB" => 1 << 10,
-        "MB" => 1 << 20,
-        "GB" => 1 << 30,
-        "TB" => 1 << 40,
-        _ => return None,
-    };
-    digits.parse::<u64>().ok()?.checked_mul(factor)
 }
 
 fn validate_snapshot(ctx: &Ctx<'_>, raw: Option<RawSnapshot>) -> Result<SnapshotSettings, ConfigError> {

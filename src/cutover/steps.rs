@@ -35,11 +35,12 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 
 use crate::apply::state::{self, Phase};
+use crate::config::Side;
 use crate::config::{Config, FinalVerify};
 use crate::error::{DbContext, Error, Result};
 use crate::schema::catalog::{self, Table};
 use crate::schema::mapping::{self, TableMap};
-use crate::source::{connect, Side};
+use crate::source::connect;
 use crate::sql::{display_ident, quote_ident, quote_literal, QualifiedName};
 use crate::translate::index::Translation;
 use crate::verify::{self, applied_lsn, insert_lsn, nudge, slot_active, wait_applied, Consistency};
@@ -171,7 +172,7 @@ pub fn needs_setval(source: (i64, bool), target: (i64, bool), increment: i64) ->
 
 /// PURE: human-readable bytes.
 fn bytes(n: u64) -> String {
-    crate::check::human_bytes(n as i64)
+    crate::config::human_bytes(n as i64)
 }
 
 /// One migrated table as the cutover needs it.
@@ -889,7 +890,7 @@ impl Fence {
         if let Err(e) = self.client.batch_execute(sql).await {
             tracing::warn!(
                 "lifting the fence with {sql} failed ({}): closing its session, which releases the locks",
-                crate::source::describe(&e)
+                crate::error::describe(&e)
             );
         }
         let held = self.acquired.elapsed();

@@ -7,9 +7,9 @@
 use std::error::Error as StdError;
 use std::io::ErrorKind;
 
+use crate::config::Side;
 use crate::config::{Endpoint, RootCert, SslMode};
 use crate::error::Error;
-use crate::source::Side;
 
 /// What went wrong, independent of the client library.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +113,7 @@ fn from_tokio_postgres(e: &tokio_postgres::Error) -> Failure {
         }
         cur = inner.source();
     }
-    Failure::Other(crate::source::describe(e))
+    Failure::Other(crate::error::describe(e))
 }
 
 fn from_rustls(e: &rustls::Error) -> Failure {

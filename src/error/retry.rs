@@ -47,11 +47,11 @@ impl fmt::Display for Lost {
     }
 }
 
-impl From<crate::source::Side> for Lost {
-    fn from(side: crate::source::Side) -> Lost {
+impl From<crate::config::Side> for Lost {
+    fn from(side: crate::config::Side) -> Lost {
         match side {
-            crate::source::Side::Source => Lost::Source,
-            crate::source::Side::Target => Lost::Target,
+            crate::config::Side::Source => Lost::Source,
+            crate::config::Side::Target => Lost::Target,
         }
     }
 }

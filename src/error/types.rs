@@ -1,7 +1,7 @@
 //! The library's error type. Each variant maps to one CLI exit code (see [`Error::exit_code`]).
 
 use crate::config::ConfigError;
-use crate::source::Side;
+use crate::config::Side;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,7 +22,7 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
     /// A database statement failed: exit code 3.
-    #[error("{context}: {}", crate::source::describe(.source))]
+    #[error("{context}: {}", describe(.source))]
     Db {
         context: String,
         #[source]
@@ -135,6 +135,35 @@ fn connect_phrase(side: Option<Side>, replication: bool) -> String {
         (Some(side), true) => format!("open a replication connection to the {side}"),
         (None, false) => "connect to".into(),
         (None, true) => "open a replication connection to".into(),
+    }
+}
+
+/// A one-line description of a tokio-postgres error that keeps the server's message, detail
+/// and hint (its `Display` alone says only "db error").
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{} ({})", db.message(), db.code().code());
+        if let Some(d) = db.detail() {
+            s.push_str(&format!("; detail: {d}"));
+        }
+        if let Some(h) = db.hint() {
+            s.push_str(&format!("; hint: {h}"));
+        }
+        if let Some(t) = db.table() {
+            s.push_str(&format!("; table: {t}"));
+        }
+        if let Some(c) = db.column() {
+            s.push_str(&format!("; column: {c}"));
+        }
+        s
+    } else {
+        let mut s = e.to_string();
+        let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
+        while let Some(inner) = cur {
+            s.push_str(&format!(": {inner}"));
+            cur = inner.source();
+        }
+        s
     }
 }
 

@@ -15,9 +15,10 @@ use super::names::Namer;
 use super::transform::{quoted, Positions, Transformer};
 use crate::check::{Finding, Level, TargetTableState};
 use crate::config::Config;
+use crate::config::Side;
 use crate::error::{DbContext, Error, Result};
 use crate::schema::catalog::{self, CatalogError, Table};
-use crate::source::{connect, Side};
+use crate::source::connect;
 use crate::sql::{display_ident, quote_ident, QualifiedName};
 
 /// One collection and where it goes.

@@ -9,8 +9,9 @@ use super::ddl;
 use super::layout::{COLLECTION_TABLE, EMBEDDING_TABLE};
 use super::state;
 use crate::config::Config;
+use crate::config::Side;
 use crate::error::{DbContext, Error, Result};
-use crate::source::{connect, Side};
+use crate::source::connect;
 use crate::sql::QualifiedName;
 
 /// `pgvshift langchain ...`

@@ -30,14 +30,15 @@ use super::ddl;
 use super::layout::{self, COLLECTION_TABLE, EMBEDDING_TABLE};
 use super::state::{self, CollectionRecord};
 use super::transform::{Positions, Transformer};
-use crate::apply::copy::CopyProgress;
 use crate::apply::copy_binary;
 use crate::check::Options;
 use crate::config::Config;
+use crate::config::Side;
 use crate::error::{DbContext, Error, Result, SNAPSHOT_SESSION_LOST};
+use crate::observe::stats::CopyProgress;
+use crate::source::connect;
 use crate::source::copyframe::RowReader;
 use crate::source::pgoutput::{Tuple, TupleValue};
-use crate::source::{connect, Side};
 use crate::sql::{quote_ident, quote_literal, QualifiedName};
 
 /// A collection's buffer is sent to its worker at this size.
@@ -569,7 +570,7 @@ fn import_error(e: tokio_postgres::Error, snapshot: &str) -> Error {
     if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE) {
         return Error::Runtime(format!(
             "{SNAPSHOT_SESSION_LOST} (importing snapshot {snapshot} on the source: {})",
-            crate::source::describe(&e)
+            crate::error::describe(&e)
         ));
     }
     Error::Db {

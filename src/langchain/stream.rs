@@ -31,10 +31,11 @@ use super::names::Namer;
 use super::state::{self, CollectionRecord};
 use super::transform::{Positions, Row, Transformer};
 use crate::apply::TargetTable;
+use crate::config::Side;
 use crate::config::{Config, Endpoint};
 use crate::error::{DbContext, Error, Result};
 use crate::source::pgoutput::{LogicalMessage, Oid, Relation, Tuple, TupleValue};
-use crate::source::{connect, RawValue, Side};
+use crate::source::{connect, RawValue};
 use crate::sql::{quote_ident, QualifiedName};
 
 /// What the applier does for the router, in order.

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::apply::copy::{CopyProgress, TableProgress};
-use crate::check::human_bytes;
+use crate::config::human_bytes;
+use crate::observe::stats::{CopyProgress, TableProgress};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

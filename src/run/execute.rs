@@ -16,87 +16,32 @@
 //!   retained WAL past max_retained_wal (crate::source::walguard) ──> stop, never retried
 //! ```
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
-use crate::apply::copy::{self, CopyJob, CopyProgress};
+use crate::apply::copy::{self, CopyJob};
 use crate::apply::state;
 use crate::apply::stream;
-use crate::apply::{ApplyStats, TargetTable};
+use crate::apply::TargetTable;
 use crate::check::{self, Inspection, Level, Mode, Options, Preflight};
 use crate::config::Config;
+use crate::config::Side;
 use crate::error::retry::{self, Lost, Reconnects};
 use crate::error::{DbContext, Error, Result};
+use crate::observe::stats::{Phase, RunStats};
 use crate::schema::catalog::{ReplicaIdentity, Table};
 use crate::schema::ddl;
 use crate::schema::mapping::{self, TableMap};
+use crate::source::connect;
 use crate::source::replication;
-use crate::source::walguard::{self, WalGuard, WalStats};
-use crate::source::{connect, Side};
+use crate::source::walguard::{self, WalGuard};
 use crate::sql::quote_ident;
 use crate::translate::index::Translation;
 use crate::Lsn;
-
-/// Shared counters a caller (the demo, tests) can watch.
-#[derive(Debug, Default)]
-pub struct RunStats {
-    pub copy: Arc<CopyProgress>,
-    pub apply: Arc<ApplyStats>,
-    pub wal: Arc<WalStats>,
-    /// Times both connections were established again after a lost one (the run went on).
-    pub reconnects: AtomicU64,
-    /// What the run is doing now ([`Phase`] as u8), for `/healthz` and `/metrics`.
-    phase: AtomicU8,
-}
-
-/// What a run is doing, as `/healthz` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Checks,
-    Snapshot,
-    Streaming,
-    Reconnecting,
-    Stopped,
-}
-
-impl Phase {
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Checks => "checks",
-            Phase::Snapshot => "snapshot",
-            Phase::Streaming => "streaming",
-            Phase::Reconnecting => "reconnecting",
-            Phase::Stopped => "stopped",
-        }
-    }
-}
-
-impl RunStats {
-    pub fn phase(&self) -> Phase {
-        match self.phase.load(Ordering::Relaxed) {
-            1 => Phase::Snapshot,
-            2 => Phase::Streaming,
-            3 => Phase::Reconnecting,
-            4 => Phase::Stopped,
-            _ => Phase::Checks,
-        }
-    }
-
-    pub fn set_phase(&self, phase: Phase) {
-        let v = match phase {
-            Phase::Checks => 0,
-            Phase::Snapshot => 1,
-            Phase::Streaming => 2,
-            Phase::Reconnecting => 3,
-            Phase::Stopped => 4,
-        };
-        self.phase.store(v, Ordering::Relaxed);
-    }
-}
 
 /// How long `run` waits for a lock on a source table (CREATE PUBLICATION, the REPLICA IDENTITY
 /// FULL asked for) before giving up, so it never queues in front of the application's queries.
@@ -740,7 +685,7 @@ pub async fn drop_slot(source: &Client, slot: &str) -> Result<()> {
                     return Ok(());
                 }
                 Err(e) if std::time::Instant::now() < deadline => {
-                    tracing::debug!("dropping slot {slot}: {}; retrying", crate::source::describe(&e));
+                    tracing::debug!("dropping slot {slot}: {}; retrying", crate::error::describe(&e));
                 }
                 Err(e) => {
                     return Err(Error::Db {

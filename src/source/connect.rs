@@ -5,24 +5,8 @@ use bytes::{Bytes, BytesMut};
 use tokio_postgres::types::{Format, IsNull, ToSql, Type};
 use tokio_postgres::Client;
 
-use crate::config::Endpoint;
+use crate::config::{Endpoint, Side};
 use crate::error::Result;
-
-/// Which side a connection is for (used in messages).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Source,
-    Target,
-}
-
-impl std::fmt::Display for Side {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Side::Source => "source",
-            Side::Target => "target",
-        })
-    }
-}
 
 /// Open a SQL connection, with TLS as the endpoint's `sslmode` / `sslrootcert` say; its driver
 /// runs on a spawned task. `application_name` is `pgvshift`. A failure is an
@@ -43,39 +27,10 @@ async fn open(endpoint: &Endpoint, pg: &tokio_postgres::Config, side: Option<Sid
     let what = side.map_or_else(|| "SQL".to_string(), |s| s.to_string());
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!("{what} connection ended: {}", describe(&e));
+            tracing::debug!("{what} connection ended: {}", crate::error::describe(&e));
         }
     });
     Ok(client)
-}
-
-/// A one-line description of a tokio-postgres error that keeps the server's message, detail
-/// and hint (its `Display` alone says only "db error").
-pub fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        let mut s = format!("{} ({})", db.message(), db.code().code());
-        if let Some(d) = db.detail() {
-            s.push_str(&format!("; detail: {d}"));
-        }
-        if let Some(h) = db.hint() {
-            s.push_str(&format!("; hint: {h}"));
-        }
-        if let Some(t) = db.table() {
-            s.push_str(&format!("; table: {t}"));
-        }
-        if let Some(c) = db.column() {
-            s.push_str(&format!("; column: {c}"));
-        }
-        s
-    } else {
-        let mut s = e.to_string();
-        let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
-        while let Some(inner) = cur {
-            s.push_str(&format!(": {inner}"));
-            cur = inner.source();
-        }
-        s
-    }
 }
 
 /// A column value exactly as the source sent it (pgoutput tuple data or COPY field), bound as

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::check::human_bytes;
+use crate::config::human_bytes;
 use crate::config::Config;
-use crate::source::{connect, Side};
+use crate::config::Side;
+use crate::source::connect;
 
 /// What the guard saw last, shared with `status`-like readers (metrics).
 #[derive(Debug, Default)]
@@ -144,7 +145,7 @@ async fn watch_loop(
                     }
                 }
                 Err(e) => {
-                    tracing::debug!("measuring the slot's retained WAL: {}", crate::source::describe(&e));
+                    tracing::debug!("measuring the slot's retained WAL: {}", crate::error::describe(&e));
                     client = None;
                 }
             }

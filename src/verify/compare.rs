@@ -37,10 +37,11 @@ use tokio_postgres::Client;
 
 use crate::apply::state::{self, Phase};
 use crate::config::Config;
+use crate::config::Side;
 use crate::error::{DbContext, Error, Result};
 use crate::schema::catalog::{self, Table};
 use crate::schema::mapping::{self, key_text, TableMap, VectorKind};
-use crate::source::{connect, RawValue, Side};
+use crate::source::{connect, RawValue};
 use crate::sql::{display_ident, quote_ident};
 use crate::Lsn;
 
@@ -342,7 +343,7 @@ pub async fn nudge(client: &Client) {
         .execute("SELECT pg_logical_emit_message(true, 'pgvshift', 'position')", &[])
         .await
     {
-        tracing::debug!("pg_logical_emit_message on the source: {}", crate::source::describe(&e));
+        tracing::debug!("pg_logical_emit_message on the source: {}", crate::error::describe(&e));
     }
 }
 

@@ -12,9 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgvshift::apply::ApplyStats;
 use pgvshift::config::Config;
-use pgvshift::run::{run, RunStats};
+use pgvshift::observe::stats::ApplyStats;
+use pgvshift::observe::stats::RunStats;
+use pgvshift::run::run;
 use pgvshift::testkit::localpg::{shared_pair, unique_name, ClusterOptions, LocalCluster};
 use pgvshift::Lsn;
 use tokio::sync::watch;
