@@ -266,7 +266,7 @@ async fn dispatch(command: Command, log_format: LogFormat) -> Result<(), Error> 
         }
         Command::Cleanup { config, yes } => {
             let config = load(&config)?;
-            for action in pgvshift::cli::commands::cleanup(&config, yes).await? {
+            for action in pgvshift::run::cleanup(&config, yes).await? {
                 println!("{action}");
             }
         }

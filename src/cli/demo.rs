@@ -255,7 +255,7 @@ async fn demo_inner(
     stop_tx.send(true).ok();
     runner.await.map_err(|e| Error::Runtime(e.to_string()))??;
     println!("\n$ pgvshift cleanup --yes");
-    for action in crate::cli::commands::cleanup(&config, true).await? {
+    for action in crate::run::cleanup(&config, true).await? {
         println!("  {action}");
     }
     if !equal {

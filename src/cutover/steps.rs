@@ -557,7 +557,7 @@ async fn run_steps(config: &Config, opts: &Options, mut stop: watch::Receiver<bo
                 return Err(Error::Failed(why));
             }
         }
-        let actions = crate::cli::commands::cleanup(config, true).await?;
+        let actions = crate::run::cleanup(config, true).await?;
         steps.step("drop_slot", "ok", actions.join("; "), t);
     }
     Ok(())

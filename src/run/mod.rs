@@ -1,5 +1,7 @@
 //! Run.
 
+mod cleanup;
 mod execute;
 
+pub use cleanup::cleanup;
 pub use execute::*;
