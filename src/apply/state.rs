@@ -2,8 +2,11 @@
 //! copy state. Written only in target transactions; the progress row's `applied_lsn` moves in
 //! the same transaction as the changes it covers (invariant 2 in docs/architecture.md).
 
+use std::time::{Duration, Instant};
+
 use tokio_postgres::{Client, GenericClient};
 
+use crate::error::DbContext;
 use crate::Lsn;
 
 /// The run's phase as stored in `pgvshift.progress.phase`.
@@ -150,6 +153,40 @@ pub async fn load_progress(client: &impl GenericClient, slot: &str) -> Result<Op
         snapshot_age_secs: r.get(7),
         lag_secs: r.get(8),
     }))
+}
+
+/// [`load_progress`], a failure reported as an error reading the progress row on the target.
+pub async fn progress(client: &impl GenericClient, slot: &str) -> crate::error::Result<Option<Progress>> {
+    load_progress(client, slot)
+        .await
+        .db(|| "reading pgvshift.progress on the target".into())
+}
+
+/// The target's applied position for the slot.
+pub async fn applied_lsn(target: &Client, slot: &str) -> crate::error::Result<Option<Lsn>> {
+    Ok(progress(target, slot).await?.and_then(|p| p.applied_lsn))
+}
+
+/// Wait until the target has applied `lsn`; the applied position reached, or `None` after
+/// `timeout`.
+pub async fn wait_applied(
+    target: &Client,
+    slot: &str,
+    lsn: Lsn,
+    timeout: Duration,
+) -> crate::error::Result<Option<Lsn>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(a) = applied_lsn(target, slot).await? {
+            if a >= lsn {
+                return Ok(Some(a));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 pub async fn load_tables(client: &impl GenericClient, slot: &str) -> Result<Vec<TableState>, tokio_postgres::Error> {

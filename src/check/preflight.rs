@@ -22,6 +22,7 @@ use crate::error::{DbContext, Error, Result};
 use crate::schema::catalog::{self, CatalogError, ReplicaIdentity, Table};
 use crate::schema::mapping::{self, TableMap};
 use crate::source::connect;
+use crate::source::slot::{slot_info, SlotInfo};
 use crate::sql::{display_ident, quote_literal, QualifiedName};
 
 /// How serious a finding is.
@@ -92,16 +93,6 @@ pub enum Mode {
     RestartSnapshot,
     /// The snapshot completed: stream from `applied_lsn`.
     Resume,
-}
-
-/// The replication slot as the source reports it.
-#[derive(Debug, Clone)]
-pub struct SlotInfo {
-    pub plugin: Option<String>,
-    pub database: Option<String>,
-    pub active_pid: Option<i32>,
-    pub wal_status: Option<String>,
-    pub retained_bytes: Option<i64>,
 }
 
 /// Everything the checks learned, for `run` and `plan` to act on.
@@ -209,9 +200,7 @@ pub async fn preflight_on(config: &Config, opts: Options, source: Client, target
     catalog::prepare_session(&source)
         .await
         .db(|| "preparing the source session".into())?;
-    let progress = state::load_progress(&target, slot)
-        .await
-        .db(|| "reading pgvshift.progress on the target".into())?;
+    let progress = state::progress(&target, slot).await?;
     let previous = state::load_tables(&target, slot)
         .await
         .db(|| "reading pgvshift.tables on the target".into())?;
@@ -1318,25 +1307,6 @@ async fn check_target_schemas(
 // ---------------------------------------------------------------------------------------------
 // Slot, publication and progress
 // ---------------------------------------------------------------------------------------------
-
-async fn slot_info(source: &Client, slot: &str) -> Result<Option<SlotInfo>> {
-    let row = source
-        .query_opt(
-            "SELECT plugin::text, database::text, active_pid, wal_status, \
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint \
-               FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot],
-        )
-        .await
-        .db(|| "reading pg_replication_slots on the source".into())?;
-    Ok(row.map(|r| SlotInfo {
-        plugin: r.get(0),
-        database: r.get(1),
-        active_pid: r.get(2),
-        wal_status: r.get(3),
-        retained_bytes: r.get(4),
-    }))
-}
 
 pub async fn publication_tables(source: &Client, publication: &str) -> Result<Option<Vec<QualifiedName>>> {
     let exists = source

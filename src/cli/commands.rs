@@ -10,6 +10,7 @@ use crate::config::Side;
 use crate::error::{DbContext, Result};
 use crate::schema::ddl;
 use crate::source::connect;
+use crate::source::slot::{current_lsn, slot_info};
 use crate::sql::quote_ident;
 
 /// `pgvshift plan`: what `run` would do, and any blocking problem. Changes nothing.
@@ -178,34 +179,17 @@ pub async fn status(config: &Config) -> Result<Status> {
     let slot = &config.replication.slot;
     let target = connect(&config.target, Side::Target).await?;
     let source = connect(&config.source, Side::Source).await?;
-    let progress = state::load_progress(&target, slot)
-        .await
-        .db(|| "reading pgvshift.progress on the target".into())?;
+    let progress = state::progress(&target, slot).await?;
     let tables = state::load_tables(&target, slot)
         .await
         .db(|| "reading pgvshift.tables on the target".into())?;
-    let slot_row = source
-        .query_opt(
-            "SELECT active, confirmed_flush_lsn::text, \
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, wal_status \
-               FROM pg_replication_slots WHERE slot_name = $1",
-            &[slot],
-        )
-        .await
-        .db(|| "reading pg_replication_slots on the source".into())?;
-    let current: String = source
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await
-        .db(|| "reading pg_current_wal_lsn() on the source".into())?
-        .get(0);
+    let slot_row = slot_info(&source, slot).await?;
+    let current = current_lsn(&source).await?;
     let (slot_active, confirmed, retained, wal_status) = slot_row
-        .map(|r| (r.get::<_, bool>(0), r.get(1), r.get(2), r.get(3)))
+        .map(|s| (s.active, s.confirmed_flush_lsn, s.retained_bytes, s.wal_status))
         .unwrap_or((false, None, None, None));
     let applied = progress.as_ref().and_then(|p| p.applied_lsn);
-    let lag = match (applied, current.parse::<crate::Lsn>()) {
-        (Some(a), Ok(c)) => Some(c.0.saturating_sub(a.0) as i64),
-        _ => None,
-    };
+    let lag = applied.map(|a| current.0.saturating_sub(a.0) as i64);
     // The slot is held by a session only while streaming; during the snapshot (copy, then
     // index builds) the run's tagged session on the target shows that it is under way.
     let running: bool = target
@@ -228,7 +212,7 @@ pub async fn status(config: &Config) -> Result<Status> {
         tables,
         applied_lsn: applied.map(|l| l.to_string()),
         confirmed_flush_lsn: confirmed,
-        source_current_lsn: Some(current),
+        source_current_lsn: Some(current.to_string()),
         lag_bytes: lag,
         lag_seconds: progress.as_ref().and_then(|p| p.lag_secs),
         seconds_since_last_applied_commit: progress.as_ref().and_then(|p| p.last_applied_age_secs),

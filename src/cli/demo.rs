@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
+use crate::apply::state;
 use crate::config::Config;
 use crate::config::Side;
 use crate::error::{DbContext, Error, Result};
 use crate::observe::stats::RunStats;
 use crate::run::run;
 use crate::source::connect;
+use crate::source::slot::insert_lsn;
 use crate::testkit::localpg::{ClusterOptions, LocalCluster};
 use crate::Lsn;
 
@@ -33,42 +35,14 @@ async fn start_cluster(name: &str) -> Result<LocalCluster> {
         })
 }
 
-/// The source's WAL insert position: a transaction that commits after this call ends beyond it.
-pub async fn source_lsn(source: &Client) -> Result<Lsn> {
-    let text: String = source
-        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-        .await
-        .db(|| "reading the source's WAL position".into())?
-        .get(0);
-    text.parse().map_err(|e| Error::Runtime(format!("{e}")))
-}
-
-/// Wait until the target's progress row for `slot` says `lsn` is applied.
+/// Wait until the target's progress row for `slot` says `lsn` is applied (the snapshot is
+/// complete once any position is); running out of time is an error.
 pub async fn wait_applied(target: &Client, slot: &str, lsn: Lsn, timeout: Duration) -> Result<Lsn> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let row = target
-            .query_opt(
-                "SELECT applied_lsn::text, phase FROM pgvshift.progress WHERE slot = $1",
-                &[&slot],
-            )
-            .await;
-        if let Ok(Some(row)) = row {
-            let applied: Option<String> = row.get(0);
-            let phase: String = row.get(1);
-            if let Some(applied) = applied.and_then(|a| a.parse::<Lsn>().ok()) {
-                if phase == "streaming" && applied >= lsn {
-                    return Ok(applied);
-                }
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::Runtime(format!(
-                "the target did not apply the source's changes up to {lsn} within {timeout:?}"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    state::wait_applied(target, slot, lsn, timeout).await?.ok_or_else(|| {
+        Error::Runtime(format!(
+            "the target did not apply the source's changes up to {lsn} within {timeout:?}"
+        ))
+    })
 }
 
 /// Order-independent fingerprint of a table's content (`count`, md5 over rows in key order).
@@ -169,7 +143,7 @@ async fn demo_inner(
 
     let snap = Instant::now();
     let slot = config.replication.slot.clone();
-    let mark = source_lsn(&source).await?;
+    let mark = insert_lsn(&source).await?;
     tokio::select! {
         r = wait_applied(&target, &slot, mark, Duration::from_secs(300)) => { r?; }
         r = &mut runner => return Err(r.map_err(|e| Error::Runtime(e.to_string()))?.err().unwrap_or_else(|| Error::Runtime("run ended early".into()))),
@@ -209,7 +183,7 @@ async fn demo_inner(
             a.transactions.load(Ordering::Relaxed)
         );
     }
-    let mark = source_lsn(&source).await?;
+    let mark = insert_lsn(&source).await?;
     wait_applied(&target, &slot, mark, Duration::from_secs(120)).await?;
     let a = &stats.apply;
     println!(

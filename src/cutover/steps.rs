@@ -34,16 +34,17 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
-use crate::apply::state::{self, Phase};
+use crate::apply::state::{self, applied_lsn, wait_applied, Phase};
 use crate::config::Side;
 use crate::config::{Config, FinalVerify};
 use crate::error::{DbContext, Error, Result};
 use crate::schema::catalog::{self, Table};
 use crate::schema::mapping::{self, TableMap};
 use crate::source::connect;
+use crate::source::slot::{insert_lsn, nudge, slot_active};
 use crate::sql::{display_ident, quote_ident, quote_literal, QualifiedName};
 use crate::translate::index::Translation;
-use crate::verify::{self, applied_lsn, insert_lsn, nudge, slot_active, wait_applied, Consistency};
+use crate::verify::{self, Consistency};
 use crate::Lsn;
 
 /// Command-line options.
@@ -251,10 +252,7 @@ async fn run_steps(config: &Config, opts: &Options, mut stop: watch::Receiver<bo
     // checks
     let tables = load_tables(config, &source, &target).await?;
     let mut problems = Vec::new();
-    match state::load_progress(&target, slot)
-        .await
-        .db(|| "reading pgvshift.progress on the target".into())?
-    {
+    match state::progress(&target, slot).await? {
         Some(p) if p.phase == Phase::Streaming => {}
         Some(_) => problems.push(format!("the snapshot of slot {slot} has not completed yet")),
         None => problems.push(format!(

@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Write};
 use crate::apply::state;
 use crate::config::{Config, Side};
 use crate::error::{DbContext, Error, Result};
-use crate::run::drop_slot;
 use crate::source::connect;
+use crate::source::slot::{drop_slot, slot_info};
 use crate::sql::quote_ident;
 
 /// `pgvshift cleanup`: drop the slot, the publication if pgvshift created it, and the state on
@@ -20,16 +20,8 @@ pub async fn cleanup(config: &Config, yes: bool) -> Result<Vec<String>> {
     let publication = &config.replication.publication;
     let source = connect(&config.source, Side::Source).await?;
     let target = connect(&config.target, Side::Target).await?;
-    let progress = state::load_progress(&target, slot)
-        .await
-        .db(|| "reading pgvshift.progress".into())?;
-    let slot_row = source
-        .query_opt(
-            "SELECT plugin::text, database::text, database = current_database() FROM pg_replication_slots WHERE slot_name = $1",
-            &[slot],
-        )
-        .await
-        .db(|| "reading pg_replication_slots".into())?;
+    let progress = state::progress(&target, slot).await?;
+    let slot_row = slot_info(&source, slot).await?;
     let publication_comment: Option<Option<String>> = source
         .query_opt(
             "SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1",
@@ -40,9 +32,9 @@ pub async fn cleanup(config: &Config, yes: bool) -> Result<Vec<String>> {
         .map(|r| r.get(0));
     let mut actions = Vec::new();
     let mut drop_slot_too = false;
-    if let Some(r) = &slot_row {
-        let (plugin, database, here): (Option<String>, Option<String>, Option<bool>) = (r.get(0), r.get(1), r.get(2));
-        if plugin.as_deref() != Some("pgoutput") || here != Some(true) {
+    if let Some(s) = &slot_row {
+        let (plugin, database) = (&s.plugin, &s.database);
+        if plugin.as_deref() != Some("pgoutput") || s.this_database != Some(true) {
             actions.push(format!(
                 "leave replication slot {slot} alone: it is not a pgoutput slot of this database (plugin {}, database {}), so pgvshift did not create it",
                 plugin.as_deref().unwrap_or("none"),

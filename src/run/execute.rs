@@ -38,6 +38,7 @@ use crate::schema::ddl;
 use crate::schema::mapping::{self, TableMap};
 use crate::source::connect;
 use crate::source::replication;
+use crate::source::slot::drop_slot;
 use crate::source::walguard::{self, WalGuard};
 use crate::sql::quote_ident;
 use crate::translate::index::Translation;
@@ -663,44 +664,4 @@ async fn target_tables(inspection: &Inspection, target: &Client) -> Result<Vec<T
         });
     }
     Ok(out)
-}
-
-/// Drop a replication slot, waiting (up to 30 s) for a previous session to release it.
-pub async fn drop_slot(source: &Client, slot: &str) -> Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let row = source
-            .query_opt(
-                "SELECT active, active_pid FROM pg_replication_slots WHERE slot_name = $1",
-                &[&slot],
-            )
-            .await
-            .db(|| "reading pg_replication_slots".into())?;
-        let Some(row) = row else { return Ok(()) };
-        let active: bool = row.get(0);
-        if !active {
-            match source.execute("SELECT pg_drop_replication_slot($1)", &[&slot]).await {
-                Ok(_) => {
-                    tracing::info!(slot = %slot, "dropped replication slot");
-                    return Ok(());
-                }
-                Err(e) if std::time::Instant::now() < deadline => {
-                    tracing::debug!("dropping slot {slot}: {}; retrying", crate::error::describe(&e));
-                }
-                Err(e) => {
-                    return Err(Error::Db {
-                        context: format!("dropping replication slot {slot}"),
-                        source: e,
-                    })
-                }
-            }
-        } else if std::time::Instant::now() >= deadline {
-            let pid: Option<i32> = row.get(1);
-            return Err(Error::Runtime(format!(
-                "replication slot {slot} is in use by the source backend pid {}: stop the pgvshift process that streams from it first",
-                pid.unwrap_or_default()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

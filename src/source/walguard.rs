@@ -12,11 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio_postgres::Client;
 
 use crate::config::human_bytes;
 use crate::config::Config;
 use crate::config::Side;
+use crate::error::Result;
 use crate::source::connect;
+use crate::source::slot::{current_lsn, slot_info, SlotInfo};
+use crate::Lsn;
 
 /// What the guard saw last, shared with `status`-like readers (metrics).
 #[derive(Debug, Default)]
@@ -101,22 +105,11 @@ async fn watch_loop(
             client = connect(&config.source, Side::Source).await.ok();
         }
         if let Some(c) = &client {
-            match c
-                .query_one(
-                    "SELECT pg_current_wal_lsn()::text, \
-                            (SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint \
-                               FROM pg_replication_slots WHERE slot_name = $1), \
-                            (SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1)",
-                    &[&slot],
-                )
-                .await
-            {
-                Ok(row) => {
-                    if let Ok(current) = row.get::<_, String>(0).parse::<crate::Lsn>() {
-                        stats.source_current_lsn.store(current.0, Ordering::Relaxed);
-                    }
-                    let retained: Option<i64> = row.get(1);
-                    let wal_status: Option<String> = row.get(2);
+            match measure(c, &slot).await {
+                Ok((current, slot_info)) => {
+                    stats.source_current_lsn.store(current.0, Ordering::Relaxed);
+                    let retained = slot_info.as_ref().and_then(|s| s.retained_bytes);
+                    let wal_status = slot_info.and_then(|s| s.wal_status);
                     if wal_status.as_deref() == Some("lost") {
                         *reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(StopReason::SlotLost);
                         let _ = stop.send(true);
@@ -145,13 +138,18 @@ async fn watch_loop(
                     }
                 }
                 Err(e) => {
-                    tracing::debug!("measuring the slot's retained WAL: {}", crate::error::describe(&e));
+                    tracing::debug!("measuring the slot's retained WAL: {e}");
                     client = None;
                 }
             }
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// The source's WAL position and the slot, as one measurement.
+async fn measure(source: &Client, slot: &str) -> Result<(Lsn, Option<SlotInfo>)> {
+    Ok((current_lsn(source).await?, slot_info(source, slot).await?))
 }
 
 /// The message `run` ends with after the guard stopped it.

@@ -35,12 +35,13 @@ use serde::Serialize;
 use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::Client;
 
-use crate::apply::state::{self, Phase};
+use crate::apply::state::{self, applied_lsn, wait_applied, Phase};
 use crate::config::Config;
 use crate::config::Side;
 use crate::error::{DbContext, Error, Result};
 use crate::schema::catalog::{self, Table};
 use crate::schema::mapping::{self, key_text, TableMap, VectorKind};
+use crate::source::slot::{insert_lsn, nudge, slot_active};
 use crate::source::{connect, RawValue};
 use crate::sql::{display_ident, quote_ident};
 use crate::Lsn;
@@ -324,63 +325,6 @@ fn refs(params: &[RawValue]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
 
-/// Where the source's WAL insertion is: every transaction visible to an earlier statement
-/// committed before it.
-pub async fn insert_lsn(client: &Client) -> Result<Lsn> {
-    let text: String = client
-        .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-        .await
-        .db(|| "reading the source's WAL position".into())?
-        .get(0);
-    text.parse().map_err(|e| Error::Runtime(format!("{e}")))
-}
-
-/// Write a tiny logical decoding message on the source, so that WAL exists past a position
-/// just read and the stream's idle position can move past it even when nothing else is
-/// written (the message itself is not sent to pgvshift). Failing to is harmless.
-pub async fn nudge(client: &Client) {
-    if let Err(e) = client
-        .execute("SELECT pg_logical_emit_message(true, 'pgvshift', 'position')", &[])
-        .await
-    {
-        tracing::debug!("pg_logical_emit_message on the source: {}", crate::error::describe(&e));
-    }
-}
-
-/// The target's applied position for the slot.
-pub async fn applied_lsn(target: &Client, slot: &str) -> Result<Option<Lsn>> {
-    Ok(state::load_progress(target, slot)
-        .await
-        .db(|| "reading pgvshift.progress on the target".into())?
-        .and_then(|p| p.applied_lsn))
-}
-
-/// Wait until the target has applied `lsn`; the applied position reached, or `None` after
-/// `timeout`.
-pub async fn wait_applied(target: &Client, slot: &str, lsn: Lsn, timeout: Duration) -> Result<Option<Lsn>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(a) = applied_lsn(target, slot).await? {
-            if a >= lsn {
-                return Ok(Some(a));
-            }
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Whether the slot is held by a session (a `pgvshift run` streaming).
-pub async fn slot_active(source: &Client, slot: &str) -> Result<bool> {
-    Ok(source
-        .query_opt("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
-        .await
-        .db(|| "reading pg_replication_slots on the source".into())?
-        .is_some_and(|r| r.get::<_, bool>(0)))
-}
-
 /// The two connections and what a comparison needs to know about the stream.
 struct Ctx<'a> {
     source: &'a Client,
@@ -479,9 +423,7 @@ pub async fn verify_at(config: &Config, opts: &Options, consistency: Consistency
     catalog::prepare_session(&source)
         .await
         .db(|| "preparing the source session".into())?;
-    let progress = state::load_progress(&target, slot)
-        .await
-        .db(|| "reading pgvshift.progress on the target".into())?;
+    let progress = state::progress(&target, slot).await?;
     match &progress {
         Some(p) if p.phase == Phase::Streaming => {}
         Some(_) => {

@@ -167,7 +167,7 @@ impl TestEnv {
     pub async fn wait_caught_up(&self) {
         let source = self.source_client().await;
         let target = self.target_client().await;
-        let mark = pgvshift::cli::demo::source_lsn(&source).await.unwrap();
+        let mark = pgvshift::source::slot::insert_lsn(&source).await.unwrap();
         pgvshift::cli::demo::wait_applied(&target, &self.name, mark, Duration::from_secs(120))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
