@@ -16,7 +16,7 @@ use crate::config::profile::Profile;
 use crate::config::TableConfig;
 use crate::schema::catalog::{Column, Table};
 use crate::sql::{display_ident, QualifiedName};
-use crate::translate::index::{self as indexdef, ColumnKind, TranslateContext, Translation};
+use crate::translate::index::{self as index_translation, ColumnKind, TranslateContext, Translation};
 use crate::translate::Conversion;
 
 /// What kind of vector a column holds (by type *name*: pgvector's OIDs differ per database).
@@ -276,7 +276,7 @@ pub fn index_limit_note(c: &ColumnMap) -> Option<String> {
         _ => return None,
     };
     let dims = c.dims?;
-    let limit = indexdef::index_dim_limit(c.profile, kind)?;
+    let limit = index_translation::index_dim_limit(c.profile, kind)?;
     if dims <= limit {
         return None;
     }
@@ -323,12 +323,12 @@ pub fn index_plan(table: &Table, map: &TableMap) -> Vec<IndexPlan> {
     table
         .secondary_indexes()
         .map(|index| {
-            let translation = match indexdef::parse(&index.definition, &table.printed_name) {
+            let translation = match index_translation::parse(&index.definition, &table.printed_name) {
                 Err(e) => Translation::Skip { reason: format!("index {}: cannot read its definition ({e}); create it on the target yourself", index.name) },
                 Ok(mut def) => {
                     let remapped = map.config.index_opclasses.get(&index.name).and_then(|opclass| {
                         let key = def.keys.first_mut()?;
-                        let old = key.opclass.replace(indexdef::Opclass { schema: None, name: opclass.clone() });
+                        let old = key.opclass.replace(index_translation::Opclass { schema: None, name: opclass.clone() });
                         Some(format!(
                             "index {}: translated as {opclass} instead of {} (index_opclasses): queries must use that operator",
                             index.name,
@@ -348,7 +348,7 @@ pub fn index_plan(table: &Table, map: &TableMap) -> Vec<IndexPlan> {
                         alloydb_scann: map.config.alloydb_scann,
                         column_renames: map.config.renames.iter().map(|(a, b)| (a.clone(), b.clone())).collect(),
                     };
-                    match (indexdef::translate(&def, &map.target, &ctx), remapped) {
+                    match (index_translation::translate(&def, &map.target, &ctx), remapped) {
                         (Translation::Create { sql, mut notes, extension }, Some(note)) => {
                             notes.insert(0, note);
                             Translation::Create { sql, notes, extension }
