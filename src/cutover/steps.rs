@@ -1,34 +1,8 @@
-//! `pgvshift cutover`: switch the application from the source to the target with a short,
-//! bounded write pause, while `pgvshift run` keeps streaming.
-//!
-//! ```text
-//!  checks   a streaming `run` (slot active, phase streaming), privileges for the fence and
-//!           the sequences                                         (nothing fenced yet)
-//!  (a) lag    wait until source WAL insert position - target applied_lsn <= max_lag
-//!  (b) index  wait until every planned target index exists and is valid
-//!      prep   create missing target sequences (and their column default on tables pgvshift
-//!             created)                                            (nothing fenced yet)
-//!  (c) fence  own source session: BEGIN; LOCK TABLE <tables> IN SHARE MODE   (lock_timeout)
-//!  (d) F      = WAL insert position once the locks are held; wait target applied_lsn >= F
-//!  (e) seqs   setval(target seq, source last_value, is_called)   (never moves one backwards)
-//!  (f) verify the final comparison at F (exact: nothing changes on either side)
-//!  (g)        print the write pause and "switch the application now"; hold the fence
-//!             hold_fence_secs (or until SIGINT/SIGTERM); COMMIT = lift the fence
-//!  (h)        --drop-slot: wait until `run` is stopped, then `cleanup` (slot, publication)
-//!  any failure or timeout in (c)-(f) -> lift the fence (ROLLBACK), streaming goes on, exit 1
-//! ```
-//!
-//! Why a session-held `SHARE` lock: it blocks INSERT/UPDATE/DELETE/TRUNCATE from every role
-//! (superusers and owners included; a trigger or a REVOKE does not stop them), lets reads go
-//! on, and dies with the session: a killed pgvshift (even `kill -9`) closes its connection and
-//! the server releases the fence at once; a vanished host is covered by the session's
-//! `idle_in_transaction_session_timeout`. A trigger or a REVOKE would outlive a crashed
-//! pgvshift and leave the source fenced. The price: writers wait (they queue behind the lock)
-//! instead of failing fast, and the lock is only granted once the write transactions already
-//! running on those tables have finished (bounded by `lock_timeout_secs`).
+//! The steps in order ([`cutover`]), what they report ([`Report`]), and the checks and waits
+//! before and after the fence.
 
 use std::io::Write;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -42,10 +16,13 @@ use crate::schema::catalog::{self, Table};
 use crate::schema::mapping::{self, TableMap};
 use crate::source::connect;
 use crate::source::slot::{insert_lsn, nudge, slot_active};
-use crate::sql::{display_ident, quote_ident, quote_literal, QualifiedName};
+use crate::sql::{display_ident, quote_ident, QualifiedName};
 use crate::translate::index::Translation;
 use crate::verify::{self, Consistency};
 use crate::Lsn;
+
+use super::fence::*;
+use super::sequences::*;
 
 /// Command-line options.
 #[derive(Debug, Clone, Copy, Default)]
@@ -87,24 +64,6 @@ pub struct StepReport {
     pub seconds: f64,
 }
 
-/// One sequence carried over.
-#[derive(Debug, Clone, Serialize)]
-pub struct SequenceCopy {
-    pub table: String,
-    pub column: String,
-    pub source: String,
-    pub target: String,
-    pub source_last_value: Option<i64>,
-    pub source_is_called: Option<bool>,
-    pub target_last_value: Option<i64>,
-    /// The value set on the target (None: it was already ahead, or a dry run).
-    pub set_to: Option<i64>,
-    /// The target sequence did not exist and was created (with the column default when
-    /// pgvshift created the target table).
-    pub created: bool,
-    pub note: Option<String>,
-}
-
 /// The steps' printer: lines as they happen (text), or collected for the JSON at the end.
 struct Steps {
     json: bool,
@@ -133,69 +92,16 @@ impl Steps {
     }
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// The session name of the fence, so operators can find it (`pg_stat_activity`).
-pub fn fence_application_name(slot: &str) -> String {
-    format!("pgvshift_cutover_{slot}")
-}
-
-/// PURE: the statement that fences the tables.
-pub fn fence_sql(tables: &[QualifiedName]) -> String {
-    format!(
-        "LOCK TABLE {} IN SHARE MODE",
-        tables.iter().map(QualifiedName::quoted).collect::<Vec<_>>().join(", ")
-    )
-}
-
-/// PURE: the fence session's `idle_in_transaction_session_timeout`: longer than everything
-/// pgvshift does while holding it, so it only fires when pgvshift is gone.
-pub fn fence_idle_timeout(max_write_pause: Duration, hold: Duration) -> Duration {
-    max_write_pause + hold + Duration::from_secs(30)
-}
-
-/// PURE: whether a target sequence must be set to carry the source's position over: not when
-/// it is already at or past it (a sequence is never moved backwards).
-pub fn needs_setval(source: (i64, bool), target: (i64, bool), increment: i64) -> bool {
-    // The value nextval() would return next.
-    let next = |(last, called): (i64, bool)| if called { last.saturating_add(increment) } else { last };
-    if increment >= 0 {
-        next(target) < next(source)
-    } else {
-        next(target) > next(source)
-    }
-}
-
 /// PURE: human-readable bytes.
 fn bytes(n: u64) -> String {
     crate::config::human_bytes(n as i64)
 }
 
 /// One migrated table as the cutover needs it.
-struct Migrated {
-    table: Table,
-    map: TableMap,
-    created_table: bool,
-}
-
-/// A sequence to carry over.
-struct SeqPlan {
-    table: String,
-    column: String,
-    target_column: String,
-    target_table: QualifiedName,
-    source: QualifiedName,
-    target: QualifiedName,
-    increment: i64,
-    /// `CREATE SEQUENCE` for the target when it has none (None: it exists).
-    create: Option<String>,
-    /// `ALTER TABLE ... SET DEFAULT nextval(...)` when pgvshift created the table.
-    set_default: Option<String>,
+pub(super) struct Migrated {
+    pub(super) table: Table,
+    pub(super) map: TableMap,
+    pub(super) created_table: bool,
 }
 
 /// `pgvshift cutover`. Prints as it goes; returns the report (also on failure, inside the
@@ -840,95 +746,6 @@ async fn dry_run_rest(
     Ok(())
 }
 
-/// The fence: a source session holding SHARE locks on the migrated tables in an open
-/// transaction. Dropping it (or pgvshift dying) closes the session, which lifts the fence.
-struct Fence {
-    client: Client,
-    acquired: Instant,
-    granted_unix_ms: u64,
-}
-
-impl Fence {
-    async fn acquire(config: &Config, tables: &[QualifiedName], idle: Duration) -> Result<Fence> {
-        let client = connect(&config.source, Side::Source).await?;
-        let settings = &config.cutover;
-        client
-            .batch_execute(&format!(
-                "SET application_name = {}; SET idle_in_transaction_session_timeout = '{}ms'; SET lock_timeout = '{}ms'",
-                quote_literal(&fence_application_name(&config.replication.slot)),
-                idle.as_millis(),
-                settings.lock_timeout.as_millis()
-            ))
-            .await
-            .db(|| "preparing the fence session on the source".into())?;
-        match client.batch_execute(&format!("BEGIN; {}", fence_sql(tables))).await {
-            Ok(()) => Ok(Fence {
-                client,
-                acquired: Instant::now(),
-                granted_unix_ms: unix_ms(),
-            }),
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
-                Err(Error::Failed(format!(
-                    "the SHARE locks were not granted within lock_timeout_secs = {} (write transactions on the tables were still running)",
-                    settings.lock_timeout.as_secs()
-                )))
-            }
-            Err(e) => Err(Error::Db {
-                context: "fencing the source tables".into(),
-                source: e,
-            }),
-        }
-    }
-
-    /// Lift the fence; returns how long it was held. `COMMIT` after a success, `ROLLBACK`
-    /// otherwise (the transaction changed nothing either way). If the statement fails, the
-    /// session is closed, which lifts it too.
-    async fn lift(self, success: bool) -> Duration {
-        let sql = if success { "COMMIT" } else { "ROLLBACK" };
-        if let Err(e) = self.client.batch_execute(sql).await {
-            tracing::warn!(
-                "lifting the fence with {sql} failed ({}): closing its session, which releases the locks",
-                crate::error::describe(&e)
-            );
-        }
-        let held = self.acquired.elapsed();
-        drop(self.client);
-        held
-    }
-}
-
-/// Sessions holding or awaiting locks on the tables (other than ours), for messages.
-async fn lock_holders(source: &Client, tables: &[QualifiedName]) -> Result<Vec<String>> {
-    let names: Vec<String> = tables.iter().map(|t| t.quoted()).collect();
-    let rows = source
-        .query(
-            "SELECT l.pid, l.mode, l.granted, coalesce(a.application_name, ''), coalesce(a.state, ''), \
-                    coalesce(extract(epoch FROM now() - a.xact_start)::float8, 0), l.relation::regclass::text \
-               FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
-              WHERE l.locktype = 'relation' AND l.relation = ANY (SELECT unnest($1::text[])::regclass) \
-                AND l.pid <> pg_backend_pid() AND l.mode NOT IN ('AccessShareLock') \
-              ORDER BY l.pid",
-            &[&names],
-        )
-        .await
-        .db(|| "reading pg_locks on the source".into())?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            format!(
-                "pid {} {} {} on {} ({}, {}, transaction open {:.0} s)",
-                r.get::<_, i32>(0),
-                if r.get::<_, bool>(2) { "holds" } else { "waits for" },
-                r.get::<_, String>(1),
-                r.get::<_, String>(6),
-                r.get::<_, String>(3),
-                r.get::<_, String>(4),
-                r.get::<_, f64>(5)
-            )
-        })
-        .collect())
-}
-
 async fn load_tables(config: &Config, source: &Client, target: &Client) -> Result<Vec<Migrated>> {
     let states = state::load_tables(target, &config.replication.slot)
         .await
@@ -998,221 +815,4 @@ async fn unbuilt_indexes(target: &Client, tables: &[Migrated]) -> Result<Vec<Str
         }
     }
     Ok(out)
-}
-
-/// The sequences feeding the migrated tables' columns (serial, identity, or a column default
-/// calling nextval), and where each goes on the target.
-async fn plan_sequences(
-    source: &Client,
-    target: &Client,
-    tables: &[Migrated],
-    problems: &mut Vec<String>,
-) -> Result<Vec<SeqPlan>> {
-    const SQL: &str = "SELECT DISTINCT a.attname::text, sn.nspname::text, sc.relname::text, s.seqincrement, \
-               format_type(s.seqtypid, NULL), s.seqmin, s.seqmax, s.seqstart, s.seqcycle, \
-               has_sequence_privilege(sc.oid, 'SELECT') \
-          FROM pg_attribute a \
-          JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND ( \
-                 (d.classid = 'pg_class'::regclass AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum AND d.deptype IN ('a', 'i')) \
-              OR (d.classid = 'pg_attrdef'::regclass AND d.objid = (SELECT ad.oid FROM pg_attrdef ad WHERE ad.adrelid = a.attrelid AND ad.adnum = a.attnum))) \
-          JOIN pg_class sc ON sc.oid = CASE WHEN d.classid = 'pg_class'::regclass THEN d.objid ELSE d.refobjid END AND sc.relkind = 'S' \
-          JOIN pg_namespace sn ON sn.oid = sc.relnamespace \
-          JOIN pg_sequence s ON s.seqrelid = sc.oid \
-         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
-         ORDER BY 1, 2, 3";
-    let mut out = Vec::new();
-    for m in tables {
-        let rows = source
-            .query(SQL, &[&m.table.relid])
-            .await
-            .db(|| format!("reading the sequences of {}", m.table.name))?;
-        let target_exists: bool = target
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)",
-                &[&m.map.target.schema, &m.map.target.name],
-            )
-            .await
-            .db(|| format!("looking up target table {}", m.map.target))?
-            .get(0);
-        if !target_exists {
-            problems.push(format!("target table {} does not exist", m.map.target));
-            continue;
-        }
-        for r in rows {
-            let column: String = r.get(0);
-            let Some(target_column) = m.map.config.target_column(&column).map(str::to_string) else {
-                continue; // excluded column
-            };
-            let seq = QualifiedName::new(r.get::<_, String>(1), r.get::<_, String>(2));
-            if !r.get::<_, bool>(9) {
-                problems.push(format!(
-                    "the source role cannot read sequence {seq}: GRANT SELECT ON SEQUENCE {} TO <role>",
-                    seq.quoted()
-                ));
-            }
-            // The target column's own sequence (serial/identity), else one of the same name in
-            // the target table's schema, else it is created there.
-            let owned: Option<String> = target
-                .query_one(
-                    "SELECT pg_get_serial_sequence($1, $2)",
-                    &[&m.map.target.quoted(), &target_column],
-                )
-                .await
-                .db(|| format!("looking up the sequence of {}.{target_column}", m.map.target))?
-                .get(0);
-            let named = QualifiedName::new(m.map.target.schema.clone(), seq.name.clone());
-            let (tseq, exists) = match owned {
-                Some(text) => (parse_regclass_text(&text).unwrap_or(named), true),
-                None => {
-                    let exists: bool = target
-                        .query_one(
-                            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'S')",
-                            &[&named.schema, &named.name],
-                        )
-                        .await
-                        .db(|| format!("looking up sequence {named} on the target"))?
-                        .get(0);
-                    (named, exists)
-                }
-            };
-            let increment: i64 = r.get(3);
-            let create = (!exists).then(|| {
-                format!(
-                    "CREATE SEQUENCE IF NOT EXISTS {} AS {} INCREMENT BY {increment} MINVALUE {} MAXVALUE {} START WITH {}{}",
-                    tseq.quoted(),
-                    r.get::<_, String>(4),
-                    r.get::<_, i64>(5),
-                    r.get::<_, i64>(6),
-                    r.get::<_, i64>(7),
-                    if r.get::<_, bool>(8) { " CYCLE" } else { "" }
-                )
-            });
-            let set_default = (create.is_some() && m.created_table).then(|| {
-                format!(
-                    "ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT nextval({s}::regclass); ALTER SEQUENCE {seq} OWNED BY {t}.{c}",
-                    t = m.map.target.quoted(),
-                    c = quote_ident(&target_column),
-                    s = quote_literal(&tseq.quoted()),
-                    seq = tseq.quoted()
-                )
-            });
-            out.push(SeqPlan {
-                table: m.table.name.to_string(),
-                column,
-                target_column,
-                target_table: m.map.target.clone(),
-                source: seq,
-                target: tseq,
-                increment,
-                create,
-                set_default,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// `"s"."n"` / `s.n` as `pg_get_serial_sequence` prints it.
-fn parse_regclass_text(text: &str) -> Option<QualifiedName> {
-    QualifiedName::parse(text).ok()
-}
-
-/// Read the source sequence and set the target one (unless it is ahead, or `dry_run`).
-async fn copy_sequence(source: &Client, target: &Client, s: &SeqPlan, dry_run: bool) -> Result<SequenceCopy> {
-    let row = source
-        .query_one(&format!("SELECT last_value, is_called FROM {}", s.source.quoted()), &[])
-        .await
-        .db(|| format!("reading sequence {} on the source", s.source))?;
-    let src: (i64, bool) = (row.get(0), row.get(1));
-    let tgt: Option<(i64, bool)> = if s.create.is_some() && dry_run {
-        None
-    } else {
-        let row = target
-            .query_one(&format!("SELECT last_value, is_called FROM {}", s.target.quoted()), &[])
-            .await
-            .db(|| format!("reading sequence {} on the target", s.target))?;
-        Some((row.get(0), row.get(1)))
-    };
-    let mut copy = SequenceCopy {
-        table: s.table.clone(),
-        column: s.column.clone(),
-        source: s.source.to_string(),
-        target: s.target.to_string(),
-        source_last_value: Some(src.0),
-        source_is_called: Some(src.1),
-        target_last_value: tgt.map(|t| t.0),
-        set_to: None,
-        created: s.create.is_some(),
-        note: None,
-    };
-    let needed = tgt.is_none_or(|t| needs_setval(src, t, s.increment));
-    if dry_run {
-        copy.note = Some(
-            match (s.create.is_some(), needed) {
-                (true, _) => "would be created, then set",
-                (false, true) => "would be set",
-                (false, false) => "already ahead",
-            }
-            .into(),
-        );
-        return Ok(copy);
-    }
-    if needed {
-        target
-            .execute(
-                "SELECT setval($1::text::regclass, $2, $3)",
-                &[&s.target.quoted(), &src.0, &src.1],
-            )
-            .await
-            .db(|| format!("setting sequence {} on the target", s.target))?;
-        copy.set_to = Some(src.0);
-    }
-    Ok(copy)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fence_statement_and_timeout() {
-        let tables = [QualifiedName::new("public", "items"), QualifiedName::new("My S", "T")];
-        assert_eq!(
-            fence_sql(&tables),
-            "LOCK TABLE \"public\".\"items\", \"My S\".\"T\" IN SHARE MODE"
-        );
-        assert_eq!(
-            fence_idle_timeout(Duration::from_secs(30), Duration::from_secs(5)),
-            Duration::from_secs(65)
-        );
-        assert_eq!(fence_application_name("s1"), "pgvshift_cutover_s1");
-    }
-
-    #[test]
-    fn sequences_only_move_forward() {
-        // Target not called yet at 1, source handed out up to 42: set.
-        assert!(needs_setval((42, true), (1, false), 1));
-        // Equal positions: nothing to do.
-        assert!(!needs_setval((42, true), (42, true), 1));
-        assert!(!needs_setval((43, false), (42, true), 1));
-        // The target is ahead (e.g. a second cutover attempt after rows were written there).
-        assert!(!needs_setval((42, true), (100, true), 1));
-        // Source never used (is_called false): the target at its start is fine.
-        assert!(!needs_setval((1, false), (1, false), 1));
-        // Descending sequences.
-        assert!(needs_setval((-42, true), (-1, false), -1));
-        assert!(!needs_setval((-42, true), (-50, true), -1));
-    }
-
-    #[test]
-    fn serial_sequence_names_parse() {
-        assert_eq!(
-            parse_regclass_text("public.items_id_seq"),
-            Some(QualifiedName::new("public", "items_id_seq"))
-        );
-        assert_eq!(
-            parse_regclass_text("\"My S\".\"T_id_seq\""),
-            Some(QualifiedName::new("My S", "T_id_seq"))
-        );
-    }
 }
