@@ -14,7 +14,13 @@ pub mod run;
 pub mod schema;
 pub mod source;
 pub mod sql;
+// The throwaway-cluster harness: public only with the `testkit` feature (integration tests);
+// otherwise crate-internal for `demo` and `bench`, which do not use all of it.
+#[cfg(feature = "testkit")]
 pub mod testkit;
+#[cfg(not(feature = "testkit"))]
+#[allow(dead_code)]
+mod testkit;
 pub mod translate;
 pub mod verify;
 
