@@ -1,5 +1,23 @@
 //! pgvshift: move live PostgreSQL tables holding pgvector data to a new home with near-zero
 //! downtime. See docs/architecture.md for the flow and the invariants.
+//!
+//! The modules are the stages of the pipeline, each a folder whose `mod.rs` documents it:
+//!
+//! ```text
+//!   cli ─> check (preflight, read-only) ─> run
+//!     run, snapshot:  source COPY ─> translate ─> apply::copy ─> target, progress in the same commit
+//!     run, stream:    source::replication ─> source::pgoutput ─> apply::stream ─> apply::Applier
+//!                     ─> target, progress in the same commit ─> confirm the LSN to the source
+//!   cli ─> verify, cutover, run::cleanup           observe: stats, /metrics, progress bars
+//!
+//!   layers: cli ─> run / cutover / verify ─> check ─> apply ─> observe ─> source
+//!           ─> schema ─> translate ─> error ─> config ─> sql
+//!   langchain: LangChain mode (one table per collection), hooked into config, check, apply, run
+//!   testkit:   throwaway clusters for demo, bench and the tests (public with `testkit`)
+//! ```
+//!
+//! Dependencies point down that picture: a stage uses the ones below it, never one above
+//! (the LangChain hooks in config, check, apply and run are the exception still to remove).
 
 pub mod apply;
 pub mod check;

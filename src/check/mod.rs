@@ -10,7 +10,7 @@
 //!     ──> slot and publication (ours? invalidated?) and this slot's progress on the target
 //! ```
 //!
-//! One file per topic: [`finding`] (the result type and the report), `preflight.rs` (the order
+//! One file per topic: `finding.rs` (the result type and the report), `preflight.rs` (the order
 //! of the checks and what `run` gets back), `servers.rs`, `source_tables.rs`, `target.rs`,
 //! `slot.rs` (slot, publication, progress) and `langchain.rs` (LangChain mode's tables).
 

@@ -7,7 +7,7 @@
 //!                 logging.rs: stderr, human or JSON, above the progress bars
 //! ```
 //!
-//! `demo` and `bench` start throwaway clusters from [`crate::testkit`] (crate-internal unless
+//! `demo` and `bench` start throwaway clusters from `testkit` (crate-internal unless
 //! the `testkit` feature makes it public for the integration tests).
 
 mod args;

@@ -31,7 +31,12 @@ mod size;
 mod tests;
 
 pub use endpoint::{Endpoint, RootCert, Side, SslMode, TlsSettings, DEFAULT_PORT};
-pub use model::*;
+pub use model::{
+    Config, ConfigError, CutoverSettings, FinalVerify, IndexSettings, ReplicationSettings, SnapshotSettings,
+    TableConfig, DEFAULT_BATCH_MAX_CHANGES, DEFAULT_CUTOVER_MAX_LAG, DEFAULT_MAX_RETRY_DURATION_SECS,
+    DEFAULT_STATUS_INTERVAL_SECS, DEFAULT_WARN_RETAINED_WAL, DEFAULT_WORKERS, MAX_MAX_RETRY_DURATION_SECS,
+    MAX_NAME_BYTES, MAX_STATUS_INTERVAL_SECS, MAX_WORKERS, SOURCE_URL_ENV, TARGET_URL_ENV,
+};
 pub use profile::Profile;
 pub use redact::redact_url;
 pub use size::{human_bytes, parse_size};

@@ -74,7 +74,7 @@ pub struct ApplyStats {
     pub transactions: AtomicU64,
     pub skipped_transactions: AtomicU64,
     /// The position the target has committed (`pgvshift.progress.applied_lsn`, as an
-    /// [`Lsn`]'s u64): where a new stream would resume. 0 until a stream has started.
+    /// [`Lsn`](crate::Lsn)'s u64): where a new stream would resume. 0 until a stream has started.
     pub applied_lsn: AtomicU64,
     /// Target commits of changes or idle positions (a sign that streaming works).
     pub target_commits: AtomicU64,
