@@ -317,6 +317,47 @@ async fn missing_pgvector_on_the_target_says_how_to_install_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_without_the_engine_says_what_it_needs() {
+    // The shared target cluster: Lantern not created in the database, no vchord preload
+    // (whether or not scripts/engines.sh installed the engines on this machine).
+    let env = TestEnv::new(
+        "chk_engines",
+        "CREATE TABLE items (id int PRIMARY KEY, emb vector(3)); CREATE INDEX items_emb ON items USING hnsw (emb vector_l2_ops);",
+    );
+    let lantern = env.write_config_with(&[("public.items", "profile = \"lantern\"")], "");
+    let (code, findings) = check_json(&env, &lantern, &[]);
+    assert_eq!(code, 1, "{findings:#?}");
+    let f = blocking(&findings, "target_extensions", "target extension lantern");
+    assert!(f.3.contains("index items_emb on public.items needs it"), "{f:?}");
+    assert!(
+        f.4.contains("CREATE EXTENSION lantern; in the target database"),
+        "{f:?}"
+    );
+    // Without pgvector in the target database: pgvector first, then Lantern.
+    env.target_value("DROP EXTENSION vector");
+    let (_, findings) = check_json(&env, &lantern, &[]);
+    let f = blocking(&findings, "target_extensions", "target extension lantern");
+    assert!(
+        f.4.contains("CREATE EXTENSION vector; CREATE EXTENSION lantern; (pgvector first"),
+        "{f:?}"
+    );
+    env.target_value("CREATE EXTENSION vector");
+
+    // VectorChord: installed on the server or not, the fix ends with the preload and CREATE.
+    let vchord = env.write_config_with(&[("public.items", "profile = \"vectorchord\"")], "");
+    let (code, findings) = check_json(&env, &vchord, &[]);
+    assert_eq!(code, 1, "{findings:#?}");
+    let f = findings
+        .iter()
+        .find(|f| f.0 == "blocking" && f.2 == "target extension vchord")
+        .unwrap_or_else(|| panic!("no blocking finding about vchord: {findings:#?}"));
+    assert!(
+        f.4.contains("ALTER SYSTEM SET shared_preload_libraries = 'vchord'; restart the target server; then CREATE EXTENSION vchord CASCADE;"),
+        "{f:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn privileges_on_source_and_target() {
     let env = TestEnv::new(
         "chk_priv",

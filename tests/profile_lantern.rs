@@ -1,8 +1,9 @@
 //! Profile `lantern`: vector and halfvec columns become real[], bit becomes integer[] (32 bits a
 //! word), sparsevec is refused unless densify_sparse. Values must equal the server's own casts
-//! (`v::real[]`), in the snapshot and in the stream; `plan` shows the lantern_hnsw DDL. Lantern
-//! itself cannot be installed here, so the target is plain PostgreSQL with the same column types
-//! and the indexes are printed (index_ddl_only), not built.
+//! (`v::real[]`), in the snapshot and in the stream; `plan` shows the lantern_hnsw DDL. The
+//! target is plain PostgreSQL with the same column types and the indexes are printed
+//! (index_ddl_only), not built, so this runs everywhere; tests/engine_lantern.rs runs the
+//! profile against the real Lantern when it is installed.
 
 mod support;
 

@@ -1,7 +1,8 @@
 //! `pgvshift verify` against real servers while `run` streams: equal data passes (exit 0), rows
 //! changed on the target behind pgvshift's back are named by key (never by value, exit 1), for
 //! the pgvector, halfvec and lantern profiles and for a table without a primary key (multiset);
-//! `--ann` reports recall 1.0 where the target searches exactly; a writer running during the
+//! `--ann` reports recall 1.0 where the target searches exactly, and for a table the target
+//! cannot search says why and measures the next; a writer running during the
 //! comparison causes no false mismatch (rows it changes are re-checked); `--sample` works.
 
 mod support;
@@ -209,8 +210,9 @@ async fn lantern_profile_compares_real_arrays_and_searches_with_its_operators() 
            FROM generate_series(1, 400) g;
          CREATE INDEX items_emb ON items USING hnsw (emb vector_l2_ops);",
     );
-    // Lantern cannot be installed here: its `<->` on real[] (squared L2) is defined on the
-    // target by hand, so the ANN check runs the SQL it would run against Lantern.
+    // A stand-in for Lantern (so this runs everywhere; tests/engine_lantern.rs has the real
+    // one): its `<->` on real[] (squared L2) defined on the target by hand, so the ANN check
+    // runs the SQL it would run against Lantern.
     env.target_value(
         "CREATE FUNCTION l2sq(a real[], b real[]) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT AS
            $$ SELECT sum((x - y) * (x - y))::float8 FROM unnest(a, b) AS u(x, y) $$;
@@ -246,6 +248,54 @@ async fn lantern_profile_compares_real_arrays_and_searches_with_its_operators() 
             ("different".to_string(), "id=6".to_string())
         ]
     );
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ann_says_why_a_table_cannot_be_searched_and_goes_on() {
+    let env = TestEnv::new(
+        "verify_ann_fail",
+        "CREATE TABLE lan (id int PRIMARY KEY, emb vector(8));
+         INSERT INTO lan SELECT g, (SELECT array_agg(random()) FROM generate_series(1, 8) WHERE g > 0)::vector FROM generate_series(1, 300) g;
+         CREATE INDEX lan_emb ON lan USING hnsw (emb vector_l2_ops);
+         CREATE TABLE pgv (id int PRIMARY KEY, emb vector(8));
+         INSERT INTO pgv SELECT g, (SELECT array_agg(random()) FROM generate_series(1, 8) WHERE g > 0)::vector FROM generate_series(1, 300) g;
+         CREATE INDEX pgv_emb ON pgv USING hnsw (emb vector_l2_ops);",
+    );
+    // Lantern is not created in the target database (index_ddl_only: the run does not need
+    // it), so real[] has no `<->` there.
+    let path = env.write_config_with(
+        &[
+            ("public.lan", "profile = \"lantern\"\nindex_ddl_only = true"),
+            ("public.pgv", ""),
+        ],
+        "",
+    );
+    let run = env.spawn_run(load(&path));
+    env.wait_streaming().await;
+
+    let (code, report, stderr) = verify(&env, &path, &["--ann", "5,5"]);
+    assert_eq!(code, 0, "the data is equal: {report:#}\n{stderr}");
+    let lan = &table(&report, "public.lan")["ann"][0];
+    assert_eq!(lan["recall_mean"], Value::Null, "{lan:#}");
+    let note = lan["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("not measured: ") && note.contains("operator does not exist: real[] <-> real[]"),
+        "{note}"
+    );
+    assert!(
+        note.contains("CREATE EXTENSION vector; CREATE EXTENSION lantern;"),
+        "{note}"
+    );
+    // The next table is still measured, with pgvector's knob for its hnsw index.
+    let pgv = &table(&report, "public.pgv")["ann"][0];
+    assert_eq!(pgv["queries"], 5, "{pgv:#}");
+    assert!(pgv["recall_mean"].as_f64().is_some(), "{pgv:#}");
+    assert_eq!(pgv["search_settings"]["hnsw.ef_search"], "40", "{pgv:#}");
+    let (code, text, _) = env.run_binary(&["verify", "--config", path.to_str().unwrap(), "--ann", "5,5"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("ann emb (L2): not measured: "), "{text}");
+    assert!(text.contains("search settings: hnsw.ef_search = '40'"), "{text}");
     run.stop().await;
 }
 

@@ -69,6 +69,15 @@ pub(super) struct TargetServer {
     pub(super) vector_available: Option<String>,
     pub(super) identity: String,
     pub(super) extensions: HashSet<String>,
+    /// Extensions the target server has installed files for (`pg_available_extensions`).
+    pub(super) available: HashSet<String>,
+    /// None: the target role may not read it (it needs pg_read_all_settings).
+    pub(super) shared_preload_libraries: Option<String>,
+    /// VectorChord's settings exist: its library was loaded at server start.
+    pub(super) vchord_loaded: bool,
+    /// Lantern's operator classes for pgvector's `vector` (created only when pgvector exists
+    /// at `CREATE EXTENSION lantern`).
+    pub(super) lantern_vector_opclasses: bool,
 }
 
 pub(super) async fn target_server(target: &Client) -> Result<TargetServer> {
@@ -79,7 +88,11 @@ pub(super) async fn target_server(target: &Client) -> Result<TargetServer> {
                     (SELECT default_version FROM pg_available_extensions WHERE name = 'vector'), \
                     pg_postmaster_start_time()::text || '/' || current_setting('port') || '/' || \
                       (SELECT oid FROM pg_database WHERE datname = current_database())::text, \
-                    ARRAY(SELECT extname::text FROM pg_extension)",
+                    ARRAY(SELECT extname::text FROM pg_extension), \
+                    ARRAY(SELECT name::text FROM pg_available_extensions WHERE name IN ('lantern', 'vchord')), \
+                    (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'), \
+                    current_setting('vchordrq.probes', true) IS NOT NULL, \
+                    EXISTS (SELECT 1 FROM pg_opclass WHERE opcname = 'dist_vec_l2sq_ops')",
             &[],
         )
         .await
@@ -90,6 +103,10 @@ pub(super) async fn target_server(target: &Client) -> Result<TargetServer> {
         vector_available: r.get(2),
         identity: r.get(3),
         extensions: r.get::<_, Vec<String>>(4).into_iter().collect(),
+        available: r.get::<_, Vec<String>>(5).into_iter().collect(),
+        shared_preload_libraries: r.get(6),
+        vchord_loaded: r.get(7),
+        lantern_vector_opclasses: r.get(8),
     })
 }
 

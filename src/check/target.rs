@@ -333,7 +333,9 @@ pub(super) async fn check_target_types(
         f.push(finding);
     }
     for (ext, what) in extensions {
-        if !server.extensions.contains(&ext) {
+        if matches!(ext.as_str(), "lantern" | "vchord") {
+            f.extend(engine_findings(&ext, &what, server));
+        } else if !server.extensions.contains(&ext) {
             f.push(
                 Finding::new(
                     Level::Blocking,
@@ -354,6 +356,111 @@ pub(super) async fn check_target_types(
         ));
     }
     Ok(())
+}
+
+/// What Lantern and VectorChord need on the target beyond `CREATE EXTENSION`: VectorChord
+/// must be in `shared_preload_libraries` (its library refuses to load otherwise) and Lantern is
+/// created after pgvector (it adds its operator classes for `vector` only when pgvector exists).
+fn engine_findings(ext: &str, what: &str, server: &TargetServer) -> Vec<Finding> {
+    let object = format!("target extension {ext}");
+    let installed = server.extensions.contains(ext);
+    let available = server.available.contains(ext);
+    let mut f = Vec::new();
+    match ext {
+        "vchord" => {
+            let preload: Vec<&str> = server
+                .shared_preload_libraries
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(|l| l.trim().trim_matches('"'))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let preloaded = server.vchord_loaded || preload.iter().any(|l| *l == "vchord" || l.ends_with("/vchord"));
+            let preload_sql = match server.shared_preload_libraries {
+                Some(_) => format!(
+                    "ALTER SYSTEM SET shared_preload_libraries = '{}'",
+                    preload.iter().copied().chain(["vchord"]).collect::<Vec<_>>().join(", ")
+                ),
+                // Unreadable for this role: the user knows (or a superuser can see) the list.
+                None => "add vchord to shared_preload_libraries, keeping the libraries it lists (ALTER SYSTEM SET shared_preload_libraries = '<those>, vchord')".into(),
+            };
+            let steps = format!(
+                "{preload_sql}; restart the target server; then CREATE EXTENSION vchord CASCADE; in the target database"
+            );
+            if !available {
+                f.push(
+                    Finding::new(
+                        Level::Blocking,
+                        "target_extensions",
+                        object,
+                        format!("VectorChord is not installed on the target server but {what} needs it"),
+                    )
+                    .fix(format!("install VectorChord 1.x on the target server (github.com/tensorchord/VectorChord), then {steps}; or set index_ddl_only = true on the table to skip building its indexes")),
+                );
+            } else if !preloaded {
+                f.push(
+                    Finding::new(
+                        Level::Blocking,
+                        "vchord_preload",
+                        object,
+                        match &server.shared_preload_libraries {
+                            Some(list) => format!("VectorChord must be loaded at server start, but shared_preload_libraries = '{list}' does not include vchord ({what} needs it)"),
+                            None => format!("VectorChord must be loaded at server start (shared_preload_libraries), and it is not ({what} needs it)"),
+                        },
+                    )
+                    .fix(steps),
+                );
+            } else if !installed {
+                f.push(
+                    Finding::new(
+                        Level::Blocking,
+                        "target_extensions",
+                        object,
+                        format!("is not installed in the target database but {what} needs it"),
+                    )
+                    .fix("CREATE EXTENSION vchord CASCADE; in the target database (CASCADE creates pgvector too if it is missing)"),
+                );
+            }
+        }
+        "lantern" => {
+            let create = if server.vector_version.is_some() {
+                "CREATE EXTENSION lantern;".to_string()
+            } else {
+                "CREATE EXTENSION vector; CREATE EXTENSION lantern; (pgvector first: Lantern adds its operator classes for vector columns only when pgvector exists)".to_string()
+            };
+            if !installed {
+                let (message, fix) = if available {
+                    (
+                        format!("is not installed in the target database but {what} needs it"),
+                        format!("{create} in the target database"),
+                    )
+                } else {
+                    (
+                        format!("Lantern is not installed on the target server but {what} needs it"),
+                        format!("install Lantern 0.2+ on the target server (github.com/lanterndata/lantern), then {create} in the target database"),
+                    )
+                };
+                f.push(
+                    Finding::new(Level::Blocking, "target_extensions", object, message).fix(format!(
+                        "{fix}; or set index_ddl_only = true on the table to skip building its indexes"
+                    )),
+                );
+            } else if server.vector_version.is_some() && !server.lantern_vector_opclasses {
+                f.push(
+                    Finding::new(
+                        Level::Warning,
+                        "lantern_order",
+                        object,
+                        "Lantern was created before pgvector, so it has no operator classes for vector columns (dist_vec_*); the lantern profile indexes real[] columns, which do not need them, but a lantern_hnsw index on a vector column fails",
+                    )
+                    .fix("DROP EXTENSION lantern; CREATE EXTENSION lantern; in the target database (pgvector is there now), before pgvshift creates lantern_hnsw indexes"),
+                );
+            }
+        }
+        _ => {}
+    }
+    f
 }
 
 /// The target role must be able to create the target tables (in their schemas) and pgvshift's

@@ -143,7 +143,9 @@ fn connect_phrase(side: Option<Side>, replication: bool) -> String {
 pub fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         let mut s = format!("{} ({})", db.message(), db.code().code());
-        if let Some(d) = db.detail() {
+        // pgrx extensions (VectorChord) put a Rust backtrace ("0: ...", one frame a line) in
+        // DETAIL: noise in a one-line message.
+        if let Some(d) = db.detail().filter(|d| !d.trim_start().starts_with("0:")) {
             s.push_str(&format!("; detail: {d}"));
         }
         if let Some(h) = db.hint() {

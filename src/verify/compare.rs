@@ -1171,7 +1171,13 @@ pub fn render(r: &Report) -> String {
                     a.target_index
                         .as_ref()
                         .map_or_else(|| "without an index (exact)".to_string(), |i| format!("via index {i}"))
-                ))
+                ));
+                    if let Some(rule) = &a.search_rule {
+                        out.push_str(&format!(
+                            "    search settings: {} ({rule})\n",
+                            settings_text(&a.search_settings)
+                        ));
+                    }
                 }
                 _ => out.push_str(&format!(
                     "  ann {} ({:?}): {}\n",
@@ -1194,6 +1200,18 @@ pub fn render(r: &Report) -> String {
         r.seconds
     ));
     out
+}
+
+/// `name = 'value', ...`, or `none`.
+fn settings_text(settings: &std::collections::BTreeMap<String, String>) -> String {
+    if settings.is_empty() {
+        return "none".into();
+    }
+    settings
+        .iter()
+        .map(|(n, v)| format!("{n} = '{v}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The error for a report that is not OK (exit code 1).

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod engines;
 pub mod langchain;
 pub mod logs;
 
@@ -304,6 +305,30 @@ impl InProcess {
             Err(_) => panic!("run did not stop within 60 s"),
         }
     }
+}
+
+/// `pgvshift cutover --config <path> --json [extra]` in a blocking task: (code, report, stderr).
+pub async fn cutover(path: &std::path::Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut args: Vec<String> = vec![
+        "cutover".into(),
+        "--config".into(),
+        path.to_str().unwrap().into(),
+        "--json".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pgvshift"))
+            .args(&args)
+            .env("PGVSHIFT_LOG", "info")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: not JSON:\n{stdout}\n{stderr}"));
+    (out.status.code().unwrap_or(-1), report, stderr)
 }
 
 /// A TOML basic string.
